@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config is everything the server's command line sets.
+type Config struct {
+	Listen      string
+	DB          string
+	Redis       string
+	Node        string
+	Admin       string
+	IdleTimeout time.Duration
+	MaxFrame    int
+	SendQueue   int
+	Rate        float64
+	BcryptCost  int
+	LogLevel    string
+}
+
+func defaultConfig() Config {
+	return Config{
+		Listen:      ":6000",
+		DB:          "sqlite:chat.db",
+		IdleTimeout: 90 * time.Second,
+		MaxFrame:    64 << 10,
+		SendQueue:   1024,
+		Rate:        100,
+		BcryptCost:  bcrypt.DefaultCost,
+		LogLevel:    "info",
+	}
+}
+
+// errHelp is returned for -h: the caller prints usage and exits 0.
+var errHelp = flag.ErrHelp
+
+// parseConfig reads flags, each of which may also come from the environment
+// as CHAT_ + the flag's name upper-cased with '-' as '_'. A flag on the command
+// line wins over its variable. getenv is os.Getenv outside tests.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("chat-server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "TCP address for clients")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "store: sqlite:PATH (embedded, single node) or mysql:DSN")
+	fs.StringVar(&cfg.Redis, "redis", cfg.Redis, "Redis address host:port; empty means one node with in-process routing")
+	fs.StringVar(&cfg.Node, "node", cfg.Node, "this node's name in the cluster (default: the listen address)")
+	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "HTTP address serving /healthz and /metrics (empty: off)")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a connection silent for this long")
+	fs.IntVar(&cfg.MaxFrame, "max-frame", cfg.MaxFrame, "largest frame in bytes")
+	fs.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "unsent pushes a connection may hold before it is closed as too slow")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "chat and group_chat requests per second per session, bursts of twice that; 0 is unlimited")
+	fs.IntVar(&cfg.BcryptCost, "bcrypt-cost", cfg.BcryptCost, "bcrypt cost of stored password hashes (4-31)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "CHAT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fmt.Fprintln(usage, "usage: chat server [flags]; every flag may also be set as CHAT_<FLAG> in the environment")
+			fs.PrintDefaults()
+		}
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, cfg.validate()
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.IdleTimeout <= 0:
+		return errors.New("-idle-timeout must be positive")
+	case c.MaxFrame < 256:
+		return errors.New("-max-frame must be at least 256")
+	case c.SendQueue < 1:
+		return errors.New("-send-queue must be at least 1")
+	case c.Rate < 0:
+		return errors.New("-rate must not be negative")
+	case c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost:
+		return fmt.Errorf("-bcrypt-cost must be %d-%d", bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if _, _, err := splitDBURL(c.DB); err != nil {
+		return err
+	}
+	if c.Node == "" {
+		c.Node = c.Listen
+	}
+	return nil
+}
+
+// splitDBURL splits "sqlite:PATH" or "mysql:DSN".
+func splitDBURL(s string) (kind, dsn string, err error) {
+	kind, dsn, ok := strings.Cut(s, ":")
+	if !ok || dsn == "" || (kind != "sqlite" && kind != "mysql") {
+		return "", "", fmt.Errorf("-db must be sqlite:PATH or mysql:DSN, not %q", s)
+	}
+	return kind, dsn, nil
+}

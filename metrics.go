@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Metrics are the server's counters, written in the Prometheus text format
+// by hand: a few dozen lines instead of a dependency.
+type Metrics struct {
+	connections      atomic.Int64 // open client connections
+	connectionsTotal atomic.Int64
+	sessions         atomic.Int64 // logged-in sessions on this node
+	messagesStored   atomic.Int64
+	messagesPushed   atomic.Int64 // message pushes queued to recipients
+	pushesDropped    atomic.Int64 // pushes discarded when a slow client was closed
+	slowClosed       atomic.Int64 // connections closed as too slow
+	kicked           atomic.Int64
+	storeBatches     atomic.Int64
+	storeBatched     atomic.Int64 // items over all batches
+	requests         counterVec   // by type
+	errors           counterVec   // by type and code
+	storeLatency     histogramVec // by op
+}
+
+func newMetrics() *Metrics {
+	return &Metrics{
+		requests:     counterVec{labels: []string{"type"}},
+		errors:       counterVec{labels: []string{"type", "code"}},
+		storeLatency: histogramVec{label: "op", buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}},
+	}
+}
+
+// counterVec is a counter per label set.
+type counterVec struct {
+	labels []string
+	mu     sync.Mutex // guards values
+	values map[string]*atomic.Int64
+}
+
+func (c *counterVec) inc(values ...string) {
+	key := strings.Join(values, "\x00")
+	c.mu.Lock()
+	v := c.values[key]
+	if v == nil {
+		if c.values == nil {
+			c.values = map[string]*atomic.Int64{}
+		}
+		v = new(atomic.Int64)
+		c.values[key] = v
+	}
+	c.mu.Unlock()
+	v.Add(1)
+}
+
+func (c *counterVec) write(w io.Writer, name, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help, name)
+	c.mu.Lock()
+	keys := make([]string, 0, len(c.values))
+	for k := range c.values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vals := strings.Split(k, "\x00")
+		pairs := make([]string, len(vals))
+		for i, v := range vals {
+			pairs[i] = fmt.Sprintf("%s=%q", c.labels[i], v)
+		}
+		fmt.Fprintf(w, "%s{%s} %d\n", name, strings.Join(pairs, ","), c.values[k].Load())
+	}
+	c.mu.Unlock()
+}
+
+// histogramVec is a latency histogram per value of one label.
+type histogramVec struct {
+	label   string
+	buckets []float64 // upper bounds in seconds
+	mu      sync.Mutex
+	hists   map[string]*histogram
+}
+
+type histogram struct {
+	counts []uint64 // per bucket, not cumulative; last is +Inf
+	sum    float64
+	n      uint64
+}
+
+func (h *histogramVec) observe(value string, d time.Duration) {
+	sec := d.Seconds()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hists == nil {
+		h.hists = map[string]*histogram{}
+	}
+	x := h.hists[value]
+	if x == nil {
+		x = &histogram{counts: make([]uint64, len(h.buckets)+1)}
+		h.hists[value] = x
+	}
+	i := sort.SearchFloat64s(h.buckets, sec)
+	x.counts[i]++
+	x.sum += sec
+	x.n++
+}
+
+func (h *histogramVec) write(w io.Writer, name, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keys := make([]string, 0, len(h.hists))
+	for k := range h.hists {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		x := h.hists[k]
+		var cum uint64
+		for i, b := range h.buckets {
+			cum += x.counts[i]
+			fmt.Fprintf(w, "%s_bucket{%s=%q,le=%q} %d\n", name, h.label, k, formatFloat(b), cum)
+		}
+		fmt.Fprintf(w, "%s_bucket{%s=%q,le=\"+Inf\"} %d\n", name, h.label, k, x.n)
+		fmt.Fprintf(w, "%s_sum{%s=%q} %s\n", name, h.label, k, formatFloat(x.sum))
+		fmt.Fprintf(w, "%s_count{%s=%q} %d\n", name, h.label, k, x.n)
+	}
+}
+
+func formatFloat(f float64) string {
+	if math.IsInf(f, 1) {
+		return "+Inf"
+	}
+	return fmt.Sprintf("%g", f)
+}
+
+// WritePrometheus writes every metric in the text exposition format.
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	gauge := func(name, help string, v int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+	}
+	counter := func(name, help string, v int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	gauge("chat_connections", "Open client connections.", m.connections.Load())
+	counter("chat_connections_total", "Client connections accepted.", m.connectionsTotal.Load())
+	gauge("chat_sessions", "Logged-in sessions on this node.", m.sessions.Load())
+	counter("chat_messages_stored_total", "Messages stored durably.", m.messagesStored.Load())
+	counter("chat_messages_pushed_total", "Message pushes queued to recipients.", m.messagesPushed.Load())
+	counter("chat_pushes_dropped_total", "Pushes discarded by closing clients too slow to read them (they stay pending).", m.pushesDropped.Load())
+	counter("chat_slow_clients_closed_total", "Connections closed because their send queue overflowed.", m.slowClosed.Load())
+	counter("chat_sessions_kicked_total", "Sessions closed by a newer login of the same user.", m.kicked.Load())
+	counter("chat_store_batches_total", "Group-commit transactions.", m.storeBatches.Load())
+	counter("chat_store_batched_items_total", "Requests carried by group-commit transactions.", m.storeBatched.Load())
+	m.requests.write(w, "chat_requests_total", "Requests by type.")
+	m.errors.write(w, "chat_errors_total", "Failed replies by request type and error code.")
+	m.storeLatency.write(w, "chat_store_seconds", "Store operation latency by operation.")
+}

@@ -1,0 +1,418 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of PROTOCOL.md that are not flags.
+const (
+	maxNameRunes      = 32
+	minPasswordBytes  = 6
+	maxPasswordBytes  = 72 // bcrypt ignores what lies beyond
+	maxTextBytes      = 4096
+	maxCIDBytes       = 64
+	maxGroupNameRunes = 64
+	maxGroupDescRunes = 256
+	defaultHistory    = 50
+	maxHistory        = 200
+	defaultOnline     = 100
+	maxOnline         = 1000
+	maxAckIDs         = 10000
+)
+
+// User is the wire form of a user. Online is nil where it is not known.
+type User struct {
+	ID     int64  `json:"id"`
+	Name   string `json:"name"`
+	Online *bool  `json:"online,omitempty"`
+}
+
+// Member is a user within a group.
+type Member struct {
+	ID     int64  `json:"id"`
+	Name   string `json:"name"`
+	Role   Role   `json:"role"`
+	Online bool   `json:"online"`
+}
+
+// Group is the wire form of a group; Members is never nil when sent.
+type Group struct {
+	ID      int64    `json:"id"`
+	Name    string   `json:"name"`
+	Desc    string   `json:"desc"`
+	Members []Member `json:"members"`
+}
+
+// Message is a stored chat message. Exactly one of To and Group is set.
+type Message struct {
+	ID       int64
+	Topic    int64 // conversation the message belongs to; never sent
+	Seq      int64 // position within the topic; never sent
+	From     int64
+	FromName string
+	To       int64
+	Group    int64
+	Text     string
+	TS       int64 // Unix milliseconds
+}
+
+// Role is a member's role within a group.
+type Role uint8
+
+const (
+	RolePeer    Role = iota // one side of a private conversation
+	RoleMember              // a group member
+	RoleCreator             // the group's creator
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleCreator:
+		return "creator"
+	case RoleMember:
+		return "member"
+	default:
+		return "peer"
+	}
+}
+
+// MarshalText makes a Role a JSON string.
+func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// appendJSON appends the message's wire form, by hand: it is on every push.
+func (m *Message) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendInt(b, m.ID, 10)
+	b = append(b, `,"from":`...)
+	b = strconv.AppendInt(b, m.From, 10)
+	b = append(b, `,"from_name":`...)
+	b = appendString(b, m.FromName)
+	if m.Group != 0 {
+		b = append(b, `,"group":`...)
+		b = strconv.AppendInt(b, m.Group, 10)
+	} else {
+		b = append(b, `,"to":`...)
+		b = strconv.AppendInt(b, m.To, 10)
+	}
+	b = append(b, `,"text":`...)
+	b = appendString(b, m.Text)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, m.TS, 10)
+	return append(b, '}')
+}
+
+// MarshalJSON lets a Message sit inside replies built with encoding/json.
+func (m Message) MarshalJSON() ([]byte, error) { return m.appendJSON(nil), nil }
+
+// messagePush is the frame pushed to each recipient of m.
+func messagePush(m *Message) []byte {
+	b := make([]byte, 0, 128+len(m.Text)+len(m.FromName))
+	b = append(b, `{"type":"message","message":`...)
+	b = m.appendJSON(b)
+	return append(b, "}\n"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. s must be valid UTF-8 (every
+// string the server holds came through a validated frame or the store).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// wireRequest holds every request field undecoded, so that each handler can
+// tell a missing field from one of the wrong kind. Unknown fields are ignored.
+type wireRequest struct {
+	Type     json.RawMessage `json:"type"`
+	RID      json.RawMessage `json:"rid"`
+	Name     json.RawMessage `json:"name"`
+	Password json.RawMessage `json:"password"`
+	ID       json.RawMessage `json:"id"`
+	To       json.RawMessage `json:"to"`
+	Text     json.RawMessage `json:"text"`
+	CID      json.RawMessage `json:"cid"`
+	Group    json.RawMessage `json:"group"`
+	Friend   json.RawMessage `json:"friend"`
+	Desc     json.RawMessage `json:"desc"`
+	Limit    json.RawMessage `json:"limit"`
+	With     json.RawMessage `json:"with"`
+	Before   json.RawMessage `json:"before"`
+	IDs      json.RawMessage `json:"ids"`
+}
+
+// Request is one decoded frame. Type is empty when the frame had no usable
+// type; Err then says why.
+type Request struct {
+	Type string
+	RID  json.RawMessage // echoed byte for byte; nil when absent
+	f    wireRequest
+}
+
+// decodeFrame parses one line (without its '\n'). It returns nil, nil for a
+// blank line. A frame that is not a JSON object is a bad_frame; one whose type
+// is missing or not a string comes back with Type "" and a bad_request error.
+func decodeFrame(line []byte) (*Request, *ProtoError) {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	trimmed := bytes.TrimLeft(line, " \t\r")
+	if len(trimmed) == 0 {
+		return nil, nil
+	}
+	if !utf8.Valid(line) {
+		return nil, protoErr(CodeBadFrame, "frame is not valid UTF-8")
+	}
+	if trimmed[0] != '{' {
+		return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
+	}
+	r := &Request{}
+	if err := json.Unmarshal(line, &r.f); err != nil {
+		return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
+	}
+	if len(r.f.RID) > 0 && !bytes.Equal(r.f.RID, []byte("null")) {
+		r.RID = r.f.RID
+	}
+	if len(r.f.Type) == 0 || r.f.Type[0] != '"' || json.Unmarshal(r.f.Type, &r.Type) != nil {
+		return r, protoErr(CodeBadRequest, `"type" must be a string`)
+	}
+	if r.Type == "" {
+		return r, protoErr(CodeBadRequest, `"type" must not be empty`)
+	}
+	return r, nil
+}
+
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
+
+// str returns a required, non-empty string field.
+func str(raw json.RawMessage, field string) (string, *ProtoError) {
+	s, ok, perr := optStr(raw, field)
+	if perr != nil {
+		return "", perr
+	}
+	if !ok {
+		return "", protoErr(CodeBadRequest, "%q is required", field)
+	}
+	return s, nil
+}
+
+// optStr returns an optional string field; ok is false when it is absent.
+// Present but empty is a bad_request: no field here has "" as a meaning.
+func optStr(raw json.RawMessage, field string) (s string, ok bool, perr *ProtoError) {
+	if !present(raw) {
+		return "", false, nil
+	}
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false, protoErr(CodeBadRequest, "%q must be a string", field)
+	}
+	if s == "" {
+		return "", false, protoErr(CodeBadRequest, "%q must not be empty", field)
+	}
+	return s, true, nil
+}
+
+// optInt returns an optional integer field; ok is false when it is absent.
+func optInt(raw json.RawMessage, field string) (n int64, ok bool, perr *ProtoError) {
+	if !present(raw) {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return 0, false, protoErr(CodeBadRequest, "%q must be an integer", field)
+	}
+	return n, true, nil
+}
+
+// id returns a required id field. Ids that cannot exist (zero, negative) are
+// left for the existence check, which answers no_such_user or no_such_group.
+func id(raw json.RawMessage, field string) (int64, *ProtoError) {
+	n, ok, perr := optInt(raw, field)
+	if perr != nil {
+		return 0, perr
+	}
+	if !ok {
+		return 0, protoErr(CodeBadRequest, "%q is required", field)
+	}
+	return n, nil
+}
+
+func intList(raw json.RawMessage, field string) ([]int64, *ProtoError) {
+	if !present(raw) {
+		return nil, protoErr(CodeBadRequest, "%q is required", field)
+	}
+	var nums []json.Number
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if raw[0] != '[' || d.Decode(&nums) != nil {
+		return nil, protoErr(CodeBadRequest, "%q must be an array of integers", field)
+	}
+	if len(nums) > maxAckIDs {
+		return nil, protoErr(CodeTooLong, "%q holds more than %d ids", field, maxAckIDs)
+	}
+	out := make([]int64, 0, len(nums))
+	for _, n := range nums {
+		v, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil {
+			return nil, protoErr(CodeBadRequest, "%q must be an array of integers", field)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// clamp applies an optional limit field's default and range.
+func clamp(raw json.RawMessage, field string, def, max int64) (int, *ProtoError) {
+	n, ok, perr := optInt(raw, field)
+	if perr != nil {
+		return 0, perr
+	}
+	switch {
+	case !ok:
+		n = def
+	case n < 1:
+		n = 1
+	case n > max:
+		n = max
+	}
+	return int(n), nil
+}
+
+// validName reports whether s may be a user name: 1-32 code points, each a
+// letter, mark or digit of any script, or one of "_.-".
+func validName(s string) bool {
+	n := 0
+	for _, r := range s {
+		n++
+		if n > maxNameRunes {
+			return false
+		}
+		switch {
+		case r == '_' || r == '.' || r == '-':
+		case unicode.IsLetter(r), unicode.IsMark(r), unicode.IsDigit(r):
+		default:
+			return false
+		}
+	}
+	return n > 0
+}
+
+func checkName(s string) *ProtoError {
+	if !validName(s) {
+		return protoErr(CodeInvalidName, "names are 1-%d letters, marks and digits, and _ . -", maxNameRunes)
+	}
+	return nil
+}
+
+func checkPassword(p string) *ProtoError {
+	if len(p) < minPasswordBytes || len(p) > maxPasswordBytes {
+		return protoErr(CodeInvalidPass, "passwords are %d-%d bytes", minPasswordBytes, maxPasswordBytes)
+	}
+	return nil
+}
+
+func checkText(s string) *ProtoError {
+	if len(s) > maxTextBytes {
+		return protoErr(CodeTooLong, "text is longer than %d bytes", maxTextBytes)
+	}
+	return nil
+}
+
+// replyHead starts a reply frame: {"type":T,"rid":R
+func replyHead(b []byte, typ string, rid json.RawMessage) []byte {
+	b = append(b, `{"type":`...)
+	b = appendString(b, typ)
+	if rid != nil {
+		b = append(b, `,"rid":`...)
+		b = append(b, rid...)
+	}
+	return b
+}
+
+// okReply encodes a successful reply. result is nil or a struct whose JSON
+// fields are spliced into the reply object.
+func okReply(typ string, rid json.RawMessage, result any) ([]byte, error) {
+	b := replyHead(make([]byte, 0, 128), typ, rid)
+	b = append(b, `,"ok":true`...)
+	if result != nil {
+		fields, err := marshalNoEscape(result)
+		if err != nil {
+			return nil, err
+		}
+		if len(fields) > 2 { // strip the braces of {...}
+			b = append(b, ',')
+			b = append(b, fields[1:len(fields)-1]...)
+		}
+	}
+	return append(b, "}\n"...), nil
+}
+
+// errReply encodes a failed reply.
+func errReply(typ string, rid json.RawMessage, e *ProtoError) []byte {
+	b := replyHead(make([]byte, 0, 96+len(e.Msg)), typ, rid)
+	b = append(b, `,"ok":false,"code":`...)
+	b = appendString(b, string(e.Code))
+	b = append(b, `,"error":`...)
+	b = appendString(b, e.Msg)
+	return append(b, "}\n"...)
+}
+
+// pushFrame encodes a push: {"type":T, ...fields of v}.
+func pushFrame(typ string, v any) []byte {
+	b, err := okReplyFields(typ, v)
+	if err != nil {
+		panic(err) // push payloads are server-built values that always encode
+	}
+	return b
+}
+
+func okReplyFields(typ string, v any) ([]byte, error) {
+	fields, err := marshalNoEscape(v)
+	if err != nil {
+		return nil, err
+	}
+	b := append(make([]byte, 0, 32+len(fields)), `{"type":`...)
+	b = appendString(b, typ)
+	if len(fields) > 2 {
+		b = append(b, ',')
+		b = append(b, fields[1:len(fields)-1]...)
+	}
+	return append(b, "}\n"...), nil
+}
+
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+func boolPtr(b bool) *bool { return &b }

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+// SessionRef names one login session anywhere in the cluster.
+type SessionRef struct {
+	Node string
+	ID   uint64 // the connection's id on that node
+}
+
+// Presence says who is online, and where, across the cluster. A claim is a
+// lease: the in-process implementation holds it in memory; a clustered one
+// keeps it in a shared store with an expiry, renewed while the node lives, so
+// that a node that dies takes its users offline with it.
+type Presence interface {
+	// Claim makes sess the user's one session and returns the session it
+	// took over, if there was one.
+	Claim(ctx context.Context, u User, sess SessionRef) (prev *SessionRef, err error)
+	// Release ends the claim if sess still holds it. It reports false when a
+	// newer session has taken over: the user is still online.
+	Release(ctx context.Context, user int64, sess SessionRef) (bool, error)
+	// Online lists up to limit online users, by id, and how many there are.
+	Online(ctx context.Context, limit int) ([]User, int, error)
+	// AreOnline tells which of ids are online.
+	AreOnline(ctx context.Context, ids []int64) (map[int64]bool, error)
+}
+
+// pushKind tells a Push's receiving node what to do beyond queuing the frame.
+type pushKind uint8
+
+const (
+	pushPlain       pushKind = iota // presence, member_joined, member_left
+	pushMessage                     // a chat message: counted as delivered
+	pushFriendAdded                 // the receiving session gains a friend
+)
+
+// Push is a frame for one or more sessions, with what the frame means for
+// the receiving session's state.
+type Push struct {
+	Kind   pushKind
+	Frame  []byte
+	Friend int64 // pushFriendAdded: the new friend's id
+}
+
+// Router carries pushes to users wherever they are logged in. Delivery is
+// best effort: a user who misses a push gets every unacked message again at
+// the next login, and a fresh friends list and presence with it.
+type Router interface {
+	ToUser(user int64, p *Push)
+	// ToGroup pushes to the group's online members except one user.
+	ToGroup(group, except int64, p *Push)
+	// Kick closes sess, which a newer login of user has replaced.
+	Kick(sess SessionRef, user int64)
+}
+
+// hub is the registry of this node's logged-in sessions: the user each
+// belongs to and the groups whose pushes each receives. Every node has one;
+// the cluster's router feeds it pushes for local users.
+type hub struct {
+	mu     sync.RWMutex // guards the maps; held only for map operations
+	users  map[int64]*conn
+	groups map[int64]map[*conn]struct{}
+}
+
+func newHub() *hub {
+	return &hub{users: map[int64]*conn{}, groups: map[int64]map[*conn]struct{}{}}
+}
+
+// register makes c the local session of user, returning the local session it
+// replaced, if any.
+func (h *hub) register(user int64, c *conn, groups []int64) *conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	prev := h.users[user]
+	h.users[user] = c
+	for _, g := range groups {
+		h.subscribeLocked(g, c)
+	}
+	return prev
+}
+
+// unregister removes c and its group subscriptions. It leaves a newer
+// session of the same user in place.
+func (h *hub) unregister(user int64, c *conn, groups []int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.users[user] == c {
+		delete(h.users, user)
+	}
+	for _, g := range groups {
+		h.unsubscribeLocked(g, c)
+	}
+}
+
+func (h *hub) subscribe(g int64, c *conn) {
+	h.mu.Lock()
+	h.subscribeLocked(g, c)
+	h.mu.Unlock()
+}
+
+func (h *hub) unsubscribe(g int64, c *conn) {
+	h.mu.Lock()
+	h.unsubscribeLocked(g, c)
+	h.mu.Unlock()
+}
+
+func (h *hub) subscribeLocked(g int64, c *conn) {
+	set := h.groups[g]
+	if set == nil {
+		set = map[*conn]struct{}{}
+		h.groups[g] = set
+	}
+	set[c] = struct{}{}
+}
+
+func (h *hub) unsubscribeLocked(g int64, c *conn) {
+	if set := h.groups[g]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.groups, g)
+		}
+	}
+}
+
+func (h *hub) session(user int64) *conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.users[user]
+}
+
+// toUser queues p for user's local session, if there is one.
+func (h *hub) toUser(user int64, p *Push) bool {
+	c := h.session(user)
+	if c == nil {
+		return false
+	}
+	c.deliver(p)
+	return true
+}
+
+// toGroup queues p for the group's local members but except. The
+// recipients are copied out so that no lock is held while queuing.
+func (h *hub) toGroup(group, except int64, p *Push) {
+	h.mu.RLock()
+	set := h.groups[group]
+	targets := make([]*conn, 0, len(set))
+	for c := range set {
+		targets = append(targets, c)
+	}
+	h.mu.RUnlock()
+	for _, c := range targets {
+		if c.userID() != except {
+			c.deliver(p)
+		}
+	}
+}
+
+// localRouter routes within one node: every session is in the hub.
+type localRouter struct{ hub *hub }
+
+func (r localRouter) ToUser(user int64, p *Push)           { r.hub.toUser(user, p) }
+func (r localRouter) ToGroup(group, except int64, p *Push) { r.hub.toGroup(group, except, p) }
+
+// Kick is a no-op: on one node the hub's register already returned the
+// replaced session, which the login closes itself.
+func (r localRouter) Kick(SessionRef, int64) {}
+
+// localPresence is presence for a single node.
+type localPresence struct {
+	mu    sync.Mutex // guards users
+	users map[int64]presenceEntry
+}
+
+type presenceEntry struct {
+	user User
+	sess SessionRef
+}
+
+func newLocalPresence() *localPresence {
+	return &localPresence{users: map[int64]presenceEntry{}}
+}
+
+func (p *localPresence) Claim(_ context.Context, u User, sess SessionRef) (*SessionRef, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	prev, ok := p.users[u.ID]
+	p.users[u.ID] = presenceEntry{user: User{ID: u.ID, Name: u.Name}, sess: sess}
+	if ok {
+		return &prev.sess, nil
+	}
+	return nil, nil
+}
+
+func (p *localPresence) Release(_ context.Context, user int64, sess SessionRef) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.users[user]; ok && e.sess == sess {
+		delete(p.users, user)
+		return true, nil
+	}
+	return false, nil
+}
+
+func (p *localPresence) Online(_ context.Context, limit int) ([]User, int, error) {
+	p.mu.Lock()
+	users := make([]User, 0, len(p.users))
+	for _, e := range p.users {
+		users = append(users, e.user)
+	}
+	p.mu.Unlock()
+	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
+	total := len(users)
+	if len(users) > limit {
+		users = users[:limit]
+	}
+	return users, total, nil
+}
+
+func (p *localPresence) AreOnline(_ context.Context, ids []int64) (map[int64]bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		if _, ok := p.users[id]; ok {
+			out[id] = true
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# The test command: runs ALL tests of the repository.
+#
+#   scripts/test.sh                 gofmt, vet, build, go test -race, fuzzing
+#   scripts/test.sh -run TestX -v   extra args go to `go test`; the fuzz phase
+#                                   is skipped then
+#
+# Services:
+#   CHAT_TEST_MYSQL  go-sql-driver DSN of an account allowed to CREATE/DROP
+#                    DATABASE, e.g. root:@tcp(127.0.0.1:3306)/test. When unset,
+#                    a private MariaDB is started (scripts/mariadb.sh) and
+#                    CHAT_TEST_MYSQL, CHAT_TEST_MYSQL_CTL, CHAT_TEST_MYSQL_DIR,
+#                    CHAT_TEST_MYSQL_PORT are exported so tests can stop/start
+#                    it ("$CHAT_TEST_MYSQL_CTL" stop|start DIR [PORT]).
+#   CHAT_TEST_REDIS  host:port of a Redis. When unset, a private redis-server is
+#                    started (scripts/redis.sh) and its address exported.
+#   CHAT_TEST_REQUIRE=1 is exported: tests fail instead of skipping when a
+#                    service is missing.
+#   CHAT_FUZZTIME    -fuzztime per fuzz test (default 5s).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd -P)
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	PATH="/usr/local/go/bin:$PATH"
+fi
+export PATH
+
+T0=$SECONDS
+PHASE=setup
+PASSED=()
+WORK=
+MYSQL_STARTED=
+REDIS_STARTED=
+
+say() { echo "==> test.sh: $*"; }
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	set +e
+	if [ -n "$CHILD" ]; then # interrupted while a go command was running
+		kill -TERM -- "-$CHILD" 2>/dev/null || kill -TERM "$CHILD" 2>/dev/null
+		local i
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$CHILD" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL -- "-$CHILD" 2>/dev/null || kill -KILL "$CHILD" 2>/dev/null
+	fi
+	if [ -n "$REDIS_STARTED" ]; then
+		"$ROOT/scripts/redis.sh" stop "$WORK/redis" >/dev/null 2>&1 ||
+			echo "test.sh: warning: could not stop redis in $WORK/redis" >&2
+	fi
+	if [ -n "$MYSQL_STARTED" ]; then
+		"$ROOT/scripts/mariadb.sh" stop "$WORK/mysql" >/dev/null 2>&1 ||
+			echo "test.sh: warning: could not stop mariadb in $WORK/mysql" >&2
+	fi
+	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+		if [ "$rc" -eq 0 ]; then
+			rm -rf "$WORK"
+		else
+			echo "test.sh: kept temp dir $WORK" >&2
+			if [ -f "$WORK/mysql/error.log" ]; then
+				echo "--- tail of $WORK/mysql/error.log" >&2
+				tail -n 30 "$WORK/mysql/error.log" >&2
+			fi
+			if [ -f "$WORK/redis/redis.log" ]; then
+				echo "--- tail of $WORK/redis/redis.log" >&2
+				tail -n 30 "$WORK/redis/redis.log" >&2
+			fi
+		fi
+	fi
+	local took=$((SECONDS - T0))
+	if [ "$rc" -eq 0 ]; then
+		echo "==> test.sh: PASS (${PASSED[*]}) in ${took}s"
+	else
+		echo "==> test.sh: FAIL in phase '$PHASE' (exit $rc) after ${took}s; passed: ${PASSED[*]:-none}" >&2
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# run CMD...: run a (long) command in its own process group and wait for it,
+# so that INT/TERM sent to test.sh runs the cleanup at once and can stop the
+# command together with its children (e.g. the test binary).
+CHILD=
+run() {
+	if command -v setsid >/dev/null 2>&1; then
+		setsid "$@" &
+	else
+		"$@" &
+	fi
+	CHILD=$!
+	local rc=0
+	wait "$CHILD" || rc=$?
+	CHILD=
+	return "$rc"
+}
+
+phase() { # phase NAME: start a new phase
+	PHASE=$1
+	say "$1"
+}
+done_phase() { PASSED+=("$PHASE"); }
+
+# free_port [EXCLUDED...]: print a free TCP port on 127.0.0.1. Prefers ports
+# below the kernel's ephemeral range, so that a port released during a
+# simulated outage is not grabbed by some client connection's local port.
+free_port() {
+	local lo=20000 hi=32767 elo ehi p i
+	if read -r elo ehi 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range; then
+		if [ "$elo" -gt 11024 ]; then
+			lo=10000 hi=$((elo - 1))
+		elif [ "$ehi" -lt 64511 ]; then
+			lo=$((ehi + 1)) hi=65535
+		else
+			lo=1024 hi=65535
+		fi
+	fi
+	if command -v python3 >/dev/null 2>&1; then
+		p=$(python3 - "$lo" "$hi" "$@" 2>/dev/null <<'EOF' || true
+import random, socket, sys
+lo, hi = int(sys.argv[1]), int(sys.argv[2])
+excluded = {int(x) for x in sys.argv[3:]}
+def ok(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(500):
+    port = random.randint(lo, hi)
+    if port not in excluded and ok(port):
+        print(port)
+        sys.exit(0)
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+EOF
+		)
+		case $p in '' | *[!0-9]*) ;; *)
+			echo "$p"
+			return 0
+			;;
+		esac
+	fi
+	# fallback: probe random ports with bash's /dev/tcp (refused = free)
+	for ((i = 0; i < 500; i++)); do
+		p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
+		case " $* " in *" $p "*) continue ;; esac
+		if command -v timeout >/dev/null 2>&1; then
+			timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null && continue
+		else
+			(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+		fi
+		echo "$p"
+		return 0
+	done
+	echo "test.sh: no free port found" >&2
+	return 1
+}
+
+# start_service CTL DIR LOGNAME: start a private instance on a free port,
+# retrying with another port when the chosen one was taken meanwhile.
+# Sets SERVICE_PORT; ports in USED_PORTS are avoided.
+SERVICE_PORT=
+USED_PORTS=()
+start_service() {
+	local ctl=$1 dir=$2 attempt port out
+	for attempt in 1 2 3; do
+		port=$(free_port "${USED_PORTS[@]}")
+		USED_PORTS+=("$port")
+		if out=$("$ctl" start "$dir" "$port" 2>&1); then
+			[ -z "$out" ] || echo "$out"
+			SERVICE_PORT=$port
+			return 0
+		fi
+		echo "$out" >&2
+		case $out in
+		*"already in use"* | *"answered by another"*) echo "test.sh: port $port taken, retrying ($attempt)" >&2 ;;
+		*) return 1 ;;
+		esac
+	done
+	return 1
+}
+
+phase setup
+command -v go >/dev/null 2>&1 || {
+	echo "test.sh: go not found (PATH=$PATH)" >&2
+	exit 1
+}
+say "$(go version)"
+
+if [ -z "${CHAT_TEST_MYSQL:-}" ] || [ -z "${CHAT_TEST_REDIS:-}" ]; then
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/chat-test.XXXXXX")
+	WORK=$(cd "$WORK" && pwd -P)
+fi
+
+if [ -n "${CHAT_TEST_MYSQL:-}" ]; then
+	say "using MySQL from CHAT_TEST_MYSQL"
+else
+	say "starting private MariaDB"
+	MYSQL_STARTED=1
+	start_service "$ROOT/scripts/mariadb.sh" "$WORK/mysql"
+	export CHAT_TEST_MYSQL="root:@tcp(127.0.0.1:$SERVICE_PORT)/test"
+	export CHAT_TEST_MYSQL_CTL="$ROOT/scripts/mariadb.sh"
+	export CHAT_TEST_MYSQL_DIR="$WORK/mysql"
+	export CHAT_TEST_MYSQL_PORT="$SERVICE_PORT"
+	say "CHAT_TEST_MYSQL=$CHAT_TEST_MYSQL (dir $CHAT_TEST_MYSQL_DIR)"
+fi
+
+if [ -n "${CHAT_TEST_REDIS:-}" ]; then
+	say "using Redis from CHAT_TEST_REDIS"
+else
+	say "starting private Redis"
+	REDIS_STARTED=1
+	start_service "$ROOT/scripts/redis.sh" "$WORK/redis"
+	export CHAT_TEST_REDIS="127.0.0.1:$SERVICE_PORT"
+	say "CHAT_TEST_REDIS=$CHAT_TEST_REDIS"
+fi
+export CHAT_TEST_REQUIRE=1
+done_phase
+
+phase gofmt
+unformatted=$(gofmt -l . 2>&1) || {
+	echo "$unformatted" >&2
+	exit 1
+}
+if [ -n "$unformatted" ]; then
+	echo "gofmt -l found unformatted files (run gofmt -w):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+done_phase
+
+# optional build flavours: tag -> marker file at the root
+extra_tags=()
+[ -f main_client.go ] && extra_tags+=(client)
+[ -f main_bench.go ] && extra_tags+=(bench)
+
+phase vet
+say "go vet ./..."
+run go vet ./...
+for tag in server "${extra_tags[@]}"; do
+	say "go vet -tags $tag ./..."
+	run go vet -tags "$tag" ./...
+done
+done_phase
+
+phase build
+for tag in server "${extra_tags[@]}"; do
+	say "go build -tags $tag -o /dev/null ."
+	run go build -tags "$tag" -o /dev/null .
+done
+done_phase
+
+phase test
+if [ "$(go env CGO_ENABLED)" != 1 ]; then
+	echo "test.sh: warning: CGO_ENABLED is not 1; -race needs cgo and a C compiler (apt-get install gcc)" >&2
+fi
+say "go test -race -count=1 -timeout 30m ./... $*"
+run go test -race -count=1 -timeout 30m ./... "$@"
+done_phase
+
+if [ $# -gt 0 ]; then
+	say "extra arguments given: skipping the fuzz phase"
+else
+	phase fuzz
+	fuzzers=()
+	shopt -s nullglob
+	test_files=(./*_test.go)
+	shopt -u nullglob
+	if [ ${#test_files[@]} -gt 0 ]; then
+		while IFS= read -r name; do
+			[ -n "$name" ] && fuzzers+=("$name")
+		done < <(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' "${test_files[@]}" | sort -u)
+	fi
+	if [ ${#fuzzers[@]} -eq 0 ]; then
+		say "no fuzz tests found"
+	fi
+	for f in "${fuzzers[@]}"; do
+		say "go test -run '^\$' -fuzz '^$f\$' -fuzztime ${CHAT_FUZZTIME:-5s} ."
+		run go test -run '^$' -fuzz "^$f\$" -fuzztime "${CHAT_FUZZTIME:-5s}" .
+	done
+	done_phase
+fi
+
+PHASE=done

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const (
+	// storeTimeout bounds every database call made for a request, so that a
+	// database that hangs turns into "unavailable" replies, not stuck clients.
+	storeTimeout = 5 * time.Second
+	// batchTimeout bounds one group-commit transaction.
+	batchTimeout = 10 * time.Second
+)
+
+// Server is one chat node. NewServer builds it; Serve runs it; Shutdown
+// drains it.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *Metrics
+	store    *Store
+	hub      *hub
+	presence Presence
+	router   Router
+	dir      directory
+
+	chats *batcher[*chatItem]
+	acks  *batcher[*ackItem]
+
+	closing atomic.Bool
+	nextID  atomic.Uint64
+
+	mu    sync.Mutex // guards the fields below
+	ln    net.Listener
+	admin *http.Server
+	conns map[*conn]struct{}
+	wg    sync.WaitGroup // serve goroutines
+}
+
+// NewServer opens the store and builds a node ready to Serve.
+func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Redis != "" {
+		return nil, errors.New("-redis: clustering is not available in this build yet; run one node without -redis")
+	}
+	m := newMetrics()
+	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	store, err := OpenStore(octx, cfg.DB, m)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	h := newHub()
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		metrics:  m,
+		store:    store,
+		hub:      h,
+		presence: newLocalPresence(),
+		router:   localRouter{hub: h},
+		conns:    map[*conn]struct{}{},
+	}
+	s.dir.store = store
+	// SQLite has one writer: more shards would only queue on its lock.
+	// MySQL overlaps transactions on different topics.
+	shards := 1
+	if store.d == &mysqlDialect {
+		shards = 4
+	}
+	s.chats = newBatcher(shards, 2000, func(it *chatItem) uint64 { return uint64(it.msg.Topic) }, s.storeChats)
+	s.acks = newBatcher(shards, 2000, func(it *ackItem) uint64 { return uint64(it.user) }, s.storeAcks)
+	return s, nil
+}
+
+// Listen binds the client and admin addresses. Serve then accepts.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	if s.cfg.Admin != "" {
+		aln, err := net.Listen("tcp", s.cfg.Admin)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listen %s: %w", s.cfg.Admin, err)
+		}
+		srv := &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		s.mu.Lock()
+		s.admin = srv
+		s.mu.Unlock()
+		go srv.Serve(aln)
+	}
+	return nil
+}
+
+// Addr is the client listener's address (for tests listening on port 0).
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ln.Addr()
+}
+
+// Serve accepts clients until Shutdown. It returns nil after a shutdown.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		backoff = 0
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+			tc.SetKeepAlive(true)
+		}
+		c := newConn(s, nc, s.nextID.Add(1))
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.metrics.connections.Add(1)
+		s.metrics.connectionsTotal.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			s.metrics.connections.Add(-1)
+		}()
+	}
+}
+
+// Shutdown stops accepting, sends every client the shutdown push after the
+// replies to what it already sent, ends every session, stores what is in
+// flight and closes the store. It gives up waiting for clients when ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.closing.Swap(true) {
+		return nil
+	}
+	s.mu.Lock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	admin := s.admin
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.stopReading()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: clients still draining: %w", ctx.Err())
+		for _, c := range conns {
+			c.abort()
+		}
+		<-done
+	}
+	s.chats.close()
+	s.acks.close()
+	if admin != nil {
+		admin.Close()
+	}
+	return errors.Join(err, s.store.Close())
+}
+
+// storeChats is the chat batcher's work: one transaction for the batch,
+// then the replies, then routing to the online recipients.
+func (s *Server) storeChats(items []*chatItem) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	s.store.StoreMessages(ctx, items)
+	s.metrics.storeBatches.Add(1)
+	s.metrics.storeBatched.Add(int64(len(items)))
+	for _, it := range items {
+		close(it.done)
+	}
+	for _, it := range items {
+		if it.err != nil || it.dup {
+			continue
+		}
+		s.metrics.messagesStored.Add(1)
+		p := &Push{Kind: pushMessage, Frame: messagePush(&it.msg)}
+		if it.msg.Group != 0 {
+			s.router.ToGroup(it.msg.Group, it.msg.From, p)
+		} else {
+			s.router.ToUser(it.msg.To, p)
+		}
+	}
+}
+
+func (s *Server) storeAcks(items []*ackItem) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	s.store.AckMessages(ctx, items)
+	for _, it := range items {
+		close(it.done)
+	}
+}
+
+// pushPresence tells the session's friends that its user came or went.
+func (s *Server) pushPresence(sess *session, online bool) {
+	p := &Push{Frame: pushFrame("presence", struct {
+		User User `json:"user"`
+	}{User{ID: sess.user.ID, Name: sess.user.Name, Online: boolPtr(online)}})}
+	for _, f := range sess.friendIDs() {
+		s.router.ToUser(f, p)
+	}
+}
+
+// adminHandler serves /healthz and /metrics.
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.store.Ping(ctx); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		if s.closing.Load() {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		s.metrics.WritePrometheus(w)
+	})
+	return mux
+}

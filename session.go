@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// session is a logged-in user on one connection.
+type session struct {
+	user    User
+	ref     SessionRef
+	limiter rateLimiter // reader goroutine only
+	cancel  func()      // stops the backlog streamer
+	mu      sync.Mutex  // guards the sets below
+	friends map[int64]bool
+	groups  map[int64]bool // groups the user is a member of
+}
+
+func (s *session) addFriend(id int64) {
+	s.mu.Lock()
+	s.friends[id] = true
+	s.mu.Unlock()
+}
+
+func (s *session) friendIDs() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int64, 0, len(s.friends))
+	for id := range s.friends {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (s *session) inGroup(g int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groups[g]
+}
+
+func (s *session) setGroup(g int64, member bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if member {
+		s.groups[g] = true
+	} else {
+		delete(s.groups, g)
+	}
+}
+
+func (s *session) groupIDs() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]int64, 0, len(s.groups))
+	for id := range s.groups {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// rateLimiter is a token bucket: rate tokens a second, up to burst.
+type rateLimiter struct {
+	rate, burst float64
+	tokens      float64
+	last        time.Time
+}
+
+func newRateLimiter(rate float64) rateLimiter {
+	return rateLimiter{rate: rate, burst: 2 * rate, tokens: 2 * rate, last: time.Now()}
+}
+
+// allow takes a token if there is one. A zero rate is unlimited.
+func (l *rateLimiter) allow(now time.Time) bool {
+	if l.rate == 0 {
+		return true
+	}
+	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}
+
+// startSession makes u the user of c: it takes the user's presence (kicking
+// an older session), subscribes to its groups and tells its friends. Online
+// first, then the backlog: a message stored in between is routed live, and
+// may come twice, never not at all.
+func (c *conn) startSession(ctx context.Context, u User, friends []User, groups []Group) (*session, error) {
+	srv := c.srv
+	s := &session{
+		user:    u,
+		ref:     SessionRef{Node: srv.cfg.Node, ID: c.id},
+		limiter: newRateLimiter(srv.cfg.Rate),
+		friends: make(map[int64]bool, len(friends)),
+		groups:  make(map[int64]bool, len(groups)),
+	}
+	for _, f := range friends {
+		s.friends[f.ID] = true
+	}
+	for _, g := range groups {
+		s.groups[g.ID] = true
+	}
+	prev, err := srv.presence.Claim(ctx, u, s.ref)
+	if err != nil {
+		return nil, err
+	}
+	c.sess.Store(s)
+	if old := srv.hub.register(u.ID, c, s.groupIDs()); old != nil && old != c {
+		old.kick()
+	}
+	if prev != nil && prev.Node != srv.cfg.Node {
+		srv.router.Kick(*prev, u.ID)
+	}
+	srv.metrics.sessions.Add(1)
+	if prev == nil {
+		srv.pushPresence(s, true)
+	}
+	return s, nil
+}
+
+// endSession logs the session out: unsubscribed, presence released, and
+// friends told, unless a newer login of the same user took over.
+func (c *conn) endSession(ctx context.Context, s *session) {
+	srv := c.srv
+	if s.cancel != nil {
+		s.cancel()
+	}
+	c.sess.Store(nil)
+	srv.hub.unregister(s.user.ID, c, s.groupIDs())
+	srv.metrics.sessions.Add(-1)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	released, err := srv.presence.Release(ctx, s.user.ID, s.ref)
+	if err != nil {
+		c.log.Warn("release presence", "user", s.user.ID, "err", err)
+		return
+	}
+	if released {
+		srv.pushPresence(s, false)
+	}
+}
+
+// streamBacklog pushes every message pending for the session's user, oldest
+// first, as fast as the connection drains. It retries while the store is
+// down, until it has sent everything or the session ends.
+func (c *conn) streamBacklog(ctx context.Context, s *session) {
+	const page = 256
+	var after int64
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		qctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		msgs, err := c.srv.store.Pending(qctx, s.user.ID, after, page)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("load pending messages", "user", s.user.ID, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		for _, m := range msgs {
+			if !c.enqueueSlot(outFrame{b: messagePush(m), slot: true}) || ctx.Err() != nil {
+				return
+			}
+			c.srv.metrics.messagesPushed.Add(1)
+			after = m.ID
+		}
+		if len(msgs) < page {
+			return
+		}
+	}
+}
