@@ -162,12 +162,8 @@ func openMySQL(ctx context.Context, dsn string) (*sql.DB, *dialect, error) {
 		cfg.WriteTimeout = 10 * time.Second
 	}
 	cfg.ParseTime = false
-	cfg.InterpolateParams = true // one round trip per statement, not prepare+execute+close
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
-	}
-	cfg.Params["charset"] = "utf8mb4"
-	cfg.Collation = "utf8mb4_bin"
+	cfg.InterpolateParams = true  // one round trip per statement, not prepare+execute+close
+	cfg.Collation = "utf8mb4_bin" // sets the connection's character set to utf8mb4 too
 
 	db, err := openMySQLPool(ctx, cfg)
 	var me *mysql.MySQLError

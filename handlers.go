@@ -200,11 +200,11 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	if err != nil {
 		return fail(err)
 	}
-	s, err := c.startSession(ctx, acct.User, friends, groups)
-	if err != nil {
+	if err := srv.markOnline(ctx, friends, groups); err != nil {
 		return fail(err)
 	}
-	if err := srv.markOnline(ctx, friends, groups); err != nil {
+	s, err := c.startSession(ctx, acct.User, friends, groups)
+	if err != nil {
 		return fail(err)
 	}
 	user := acct.User

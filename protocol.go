@@ -266,18 +266,16 @@ func intList(raw json.RawMessage, field string) ([]int64, *ProtoError) {
 	if !present(raw) {
 		return nil, protoErr(CodeBadRequest, "%q is required", field)
 	}
-	var nums []json.Number
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	if raw[0] != '[' || d.Decode(&nums) != nil {
+	var items []json.RawMessage
+	if raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
 		return nil, protoErr(CodeBadRequest, "%q must be an array of integers", field)
 	}
-	if len(nums) > maxAckIDs {
+	if len(items) > maxAckIDs {
 		return nil, protoErr(CodeTooLong, "%q holds more than %d ids", field, maxAckIDs)
 	}
-	out := make([]int64, 0, len(nums))
-	for _, n := range nums {
-		v, err := strconv.ParseInt(string(n), 10, 64)
+	out := make([]int64, 0, len(items))
+	for _, item := range items {
+		v, err := strconv.ParseInt(string(item), 10, 64)
 		if err != nil {
 			return nil, protoErr(CodeBadRequest, "%q must be an array of integers", field)
 		}

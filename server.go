@@ -36,8 +36,9 @@ type Server struct {
 	chats *batcher[*chatItem]
 	acks  *batcher[*ackItem]
 
-	closing atomic.Bool
-	nextID  atomic.Uint64
+	closing   atomic.Bool
+	nextID    atomic.Uint64
+	userLocks userLocks
 
 	mu    sync.Mutex // guards the fields below
 	ln    net.Listener

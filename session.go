@@ -103,12 +103,18 @@ func (c *conn) startSession(ctx context.Context, u User, friends []User, groups 
 	for _, g := range groups {
 		s.groups[g.ID] = true
 	}
+	// Claim and register must not interleave with another login of the same
+	// user, or presence and the hub could name different sessions.
+	unlock := srv.lockUser(u.ID)
 	prev, err := srv.presence.Claim(ctx, u, s.ref)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
 	c.sess.Store(s)
-	if old := srv.hub.register(u.ID, c, s.groupIDs()); old != nil && old != c {
+	old := srv.hub.register(u.ID, c, s.groupIDs())
+	unlock()
+	if old != nil && old != c {
 		old.kick()
 	}
 	if prev != nil && prev.Node != srv.cfg.Node {
@@ -129,11 +135,13 @@ func (c *conn) endSession(ctx context.Context, s *session) {
 		s.cancel()
 	}
 	c.sess.Store(nil)
-	srv.hub.unregister(s.user.ID, c, s.groupIDs())
 	srv.metrics.sessions.Add(-1)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	unlock := srv.lockUser(s.user.ID)
+	srv.hub.unregister(s.user.ID, c, s.groupIDs())
 	released, err := srv.presence.Release(ctx, s.user.ID, s.ref)
+	unlock()
 	if err != nil {
 		c.log.Warn("release presence", "user", s.user.ID, "err", err)
 		return
@@ -177,4 +185,14 @@ func (c *conn) streamBacklog(ctx context.Context, s *session) {
 			return
 		}
 	}
+}
+
+// userLocks serialise the logins and logouts of one user on this node. They
+// are striped: a user's stripe is held only around its presence change.
+type userLocks [64]sync.Mutex
+
+func (s *Server) lockUser(id int64) (unlock func()) {
+	m := &s.userLocks[uint64(id)%uint64(len(s.userLocks))]
+	m.Lock()
+	return m.Unlock
 }

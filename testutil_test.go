@@ -1,0 +1,441 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Test helpers: real servers on 127.0.0.1:0 over real stores, and a small
+// line-protocol client. The MySQL half of every suite needs CHAT_TEST_MYSQL,
+// a DSN of an account that may create databases; scripts/test.sh sets it.
+
+// forEachStore runs fn once on a fresh SQLite file and once on a fresh
+// MySQL database.
+func forEachStore(t *testing.T, fn func(t *testing.T, db string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, sqliteURL(t)) })
+	t.Run("mysql", func(t *testing.T) { fn(t, mysqlURL(t)) })
+}
+
+func sqliteURL(t testing.TB) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "chat.db")
+}
+
+// mysqlAdminDSN returns CHAT_TEST_MYSQL, skipping the test when it is unset
+// (failing instead under CHAT_TEST_REQUIRE=1, as in the full run).
+func mysqlAdminDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("CHAT_TEST_MYSQL")
+	if dsn == "" {
+		if os.Getenv("CHAT_TEST_REQUIRE") != "" {
+			t.Fatal("CHAT_TEST_MYSQL is not set but CHAT_TEST_REQUIRE is: run scripts/test.sh")
+		}
+		t.Skip("CHAT_TEST_MYSQL not set: skipping the MySQL half (scripts/test.sh runs it)")
+	}
+	return dsn
+}
+
+// mysqlURL creates a private database for the test and drops it after.
+func mysqlURL(t testing.TB) string {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(mysqlAdminDSN(t))
+	if err != nil {
+		t.Fatalf("CHAT_TEST_MYSQL: %v", err)
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	name := "chat_test_" + hex.EncodeToString(rnd[:])
+	admin := cfg.Clone()
+	admin.DBName = ""
+	db, err := sql.Open("mysql", admin.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		db.Close()
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		db.Exec("DROP DATABASE IF EXISTS " + name)
+		db.Close()
+	})
+	cfg.DBName = name
+	return "mysql:" + cfg.FormatDSN()
+}
+
+// testServer is a server on 127.0.0.1:0 that a test can stop and start again
+// on the same store.
+type testServer struct {
+	t    testing.TB
+	cfg  Config
+	srv  *Server
+	addr string
+	done chan error
+}
+
+func testConfig(db string) Config {
+	cfg := defaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DB = db
+	cfg.BcryptCost = 4 // bcrypt.MinCost: tests log in a lot
+	cfg.Rate = 0
+	return cfg
+}
+
+// startServer starts a server; edit adjusts its config first.
+func startServer(t testing.TB, db string, edit ...func(*Config)) *testServer {
+	t.Helper()
+	cfg := testConfig(db)
+	for _, e := range edit {
+		e(&cfg)
+	}
+	ts := &testServer{t: t, cfg: cfg}
+	ts.start()
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("CHAT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (ts *testServer) start() {
+	ts.t.Helper()
+	srv, err := NewServer(context.Background(), ts.cfg, testLogger())
+	if err != nil {
+		ts.t.Fatalf("new server: %v", err)
+	}
+	if err := srv.Listen(); err != nil {
+		ts.t.Fatalf("listen: %v", err)
+	}
+	ts.srv, ts.addr, ts.done = srv, srv.Addr().String(), make(chan error, 1)
+	// Restart on the same port, so clients can reconnect to one address.
+	ts.cfg.Listen = ts.addr
+	go func() { ts.done <- srv.Serve() }()
+}
+
+// stop shuts the server down gracefully; safe to call twice.
+func (ts *testServer) stop() {
+	if ts.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		ts.t.Errorf("shutdown: %v", err)
+	}
+	if err := <-ts.done; err != nil {
+		ts.t.Errorf("serve: %v", err)
+	}
+	ts.srv = nil
+}
+
+func (ts *testServer) restart() {
+	ts.t.Helper()
+	ts.stop()
+	ts.start()
+}
+
+// frame is one decoded frame from the server.
+type frame map[string]any
+
+func (f frame) str(k string) string { s, _ := f[k].(string); return s }
+func (f frame) ok() bool            { b, _ := f["ok"].(bool); return b }
+func (f frame) code() string        { return f.str("code") }
+func (f frame) obj(k string) frame {
+	m, _ := f[k].(map[string]any)
+	return frame(m)
+}
+func (f frame) num(k string) int64 {
+	n, _ := f[k].(json.Number)
+	v, _ := n.Int64()
+	return v
+}
+func (f frame) list(k string) []frame {
+	raw, _ := f[k].([]any)
+	out := make([]frame, len(raw))
+	for i, x := range raw {
+		m, _ := x.(map[string]any)
+		out[i] = m
+	}
+	return out
+}
+
+// client is a test client: frames arrive on a goroutine; replies are
+// matched to requests by rid, and pushes are kept until asked for.
+type client struct {
+	t      testing.TB
+	nc     net.Conn
+	frames chan frame
+	raw    chan string
+	mu     sync.Mutex
+	rid    int
+	pushes []frame
+	user   int64
+}
+
+func dial(t testing.TB, addr string) *client {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	c := &client{t: t, nc: nc, frames: make(chan frame, 100000), raw: make(chan string, 100000)}
+	go c.readLoop()
+	t.Cleanup(func() { nc.Close() })
+	return c
+}
+
+func (c *client) readLoop() {
+	defer close(c.frames)
+	sc := bufio.NewScanner(c.nc)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		d := json.NewDecoder(strings.NewReader(line))
+		d.UseNumber()
+		var f frame
+		if err := d.Decode(&f); err != nil {
+			c.t.Errorf("server sent a frame that is not JSON: %q", line)
+			return
+		}
+		select {
+		case c.raw <- line:
+		default:
+		}
+		c.frames <- f
+	}
+}
+
+// sendRaw writes bytes as they are.
+func (c *client) sendRaw(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.nc, s); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// send writes one request with a fresh numeric rid and returns the rid.
+func (c *client) send(typ string, fields map[string]any) int {
+	c.t.Helper()
+	c.rid++
+	m := map[string]any{"type": typ, "rid": c.rid}
+	for k, v := range fields {
+		m[k] = v
+	}
+	b, _ := json.Marshal(m)
+	c.sendRaw(string(b) + "\n")
+	return c.rid
+}
+
+// next returns the next frame, failing the test after timeout.
+func (c *client) next(timeout time.Duration) frame {
+	c.t.Helper()
+	select {
+	case f, ok := <-c.frames:
+		if !ok {
+			c.t.Fatalf("connection closed while waiting for a frame")
+		}
+		return f
+	case <-time.After(timeout):
+		c.t.Fatalf("no frame within %v", timeout)
+	}
+	return nil
+}
+
+// reply waits for the reply to rid, keeping pushes that come first.
+func (c *client) reply(rid int) frame {
+	c.t.Helper()
+	for {
+		f := c.next(10 * time.Second)
+		if _, ok := f["rid"]; !ok && f.str("type") != "error" {
+			c.pushes = append(c.pushes, f)
+			continue
+		}
+		if got := f.num("rid"); got != int64(rid) {
+			c.t.Fatalf("reply out of order: want rid %d, got %v", rid, f)
+		}
+		return f
+	}
+}
+
+// req sends a request and returns its reply.
+func (c *client) req(typ string, fields map[string]any) frame {
+	c.t.Helper()
+	return c.reply(c.send(typ, fields))
+}
+
+// must sends a request and fails the test unless the reply is ok.
+func (c *client) must(typ string, fields map[string]any) frame {
+	c.t.Helper()
+	f := c.req(typ, fields)
+	if !f.ok() {
+		c.t.Fatalf("%s %v: %v", typ, fields, f)
+	}
+	return f
+}
+
+// fails sends a request and checks that it fails with code.
+func (c *client) fails(code, typ string, fields map[string]any) frame {
+	c.t.Helper()
+	f := c.req(typ, fields)
+	if f.ok() || f.code() != code {
+		c.t.Fatalf("%s %v: want code %s, got %v", typ, fields, code, f)
+	}
+	return f
+}
+
+// push returns the first push of type typ, waiting up to timeout.
+func (c *client) push(typ string, timeout time.Duration) frame {
+	c.t.Helper()
+	if f := c.takePush(typ); f != nil {
+		return f
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			c.t.Fatalf("no %s push within %v (kept: %v)", typ, timeout, c.pushes)
+		}
+		f := c.next(left)
+		if f.str("type") == typ {
+			if _, ok := f["rid"]; !ok {
+				return f
+			}
+		}
+		c.pushes = append(c.pushes, f)
+	}
+}
+
+func (c *client) takePush(typ string) frame {
+	for i, f := range c.pushes {
+		if f.str("type") == typ {
+			c.pushes = append(c.pushes[:i], c.pushes[i+1:]...)
+			return f
+		}
+	}
+	return nil
+}
+
+// quiet checks that no push of type typ arrives within d.
+func (c *client) quiet(typ string, d time.Duration) {
+	c.t.Helper()
+	if f := c.takePush(typ); f != nil {
+		c.t.Fatalf("unexpected %s push: %v", typ, f)
+	}
+	deadline := time.After(d)
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				return
+			}
+			if f.str("type") == typ {
+				c.t.Fatalf("unexpected %s push: %v", typ, f)
+			}
+			c.pushes = append(c.pushes, f)
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// closed waits until the server closes the connection, returning the frames
+// that came before.
+func (c *client) closed(timeout time.Duration) []frame {
+	c.t.Helper()
+	var got []frame
+	deadline := time.After(timeout)
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				return got
+			}
+			got = append(got, f)
+		case <-deadline:
+			c.t.Fatalf("connection still open after %v", timeout)
+		}
+	}
+}
+
+// messages collects n message pushes (and those already kept).
+func (c *client) messages(n int, timeout time.Duration) []frame {
+	c.t.Helper()
+	var got []frame
+	for {
+		f := c.takePush("message")
+		if f == nil {
+			break
+		}
+		got = append(got, f.obj("message"))
+	}
+	deadline := time.Now().Add(timeout)
+	for len(got) < n {
+		left := time.Until(deadline)
+		if left <= 0 {
+			c.t.Fatalf("got %d of %d messages within %v", len(got), n, timeout)
+		}
+		f := c.next(left)
+		if f.str("type") == "message" {
+			got = append(got, f.obj("message"))
+		} else {
+			c.pushes = append(c.pushes, f)
+		}
+	}
+	return got
+}
+
+var userSeq struct {
+	sync.Mutex
+	n int
+}
+
+// uniqueName returns a fresh valid user name.
+func uniqueName(prefix string) string {
+	userSeq.Lock()
+	defer userSeq.Unlock()
+	userSeq.n++
+	return fmt.Sprintf("%s%d", prefix, userSeq.n)
+}
+
+const testPassword = "password1"
+
+// newUser registers and logs in a fresh user on a new connection.
+func newUser(t testing.TB, addr, prefix string) *client {
+	t.Helper()
+	c := dial(t, addr)
+	name := uniqueName(prefix)
+	u := c.must("register", map[string]any{"name": name, "password": testPassword}).obj("user")
+	c.must("login", map[string]any{"name": name, "password": testPassword})
+	c.user = u.num("id")
+	return c
+}
+
+// login logs a known user in on a new connection and returns the reply.
+func loginAs(t testing.TB, addr string, id int64) (*client, frame) {
+	t.Helper()
+	c := dial(t, addr)
+	f := c.must("login", map[string]any{"id": id, "password": testPassword})
+	c.user = id
+	return c, f
+}
