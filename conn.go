@@ -26,36 +26,54 @@ const (
 	writeBufSize = 8192
 )
 
-// outFrame is one frame waiting in a connection's send queue.
+// outFrame is one frame waiting in a connection's ordered queue.
 type outFrame struct {
 	b []byte
 	// A deferred reply: wait closes when the work is done, then fill
-	// builds the frame. The writer keeps later frames behind it, so replies
-	// go out in request order.
+	// builds the frame. Later replies wait behind it, so replies go out in
+	// request order; live pushes do not.
 	wait <-chan struct{}
 	fill func() []byte
-	push bool // a live push: counts toward the -send-queue bound
-	slot bool // holds an unwritten slot (a reply or a backlog frame)
+}
+
+func (f *outFrame) ready() bool {
+	if f.wait == nil {
+		return true
+	}
+	select {
+	case <-f.wait:
+		return true
+	default:
+		return false
+	}
 }
 
 // conn is one client connection. Its reader goroutine (serve) decodes and
 // dispatches requests in order; its writer goroutine (writeLoop) sends what
-// the queue holds and flushes when the queue runs empty. Anyone may queue a
-// push; queuing never blocks, and a full queue closes the connection.
+// the queues hold and flushes when they run empty.
+//
+// Two queues: replies and the login backlog go in order through ordered,
+// each holding an unwritten slot (bounded by slots); live pushes go through
+// pushes, which anyone may add to without blocking. A push never waits
+// behind a reply whose work is still running, and a full push queue closes
+// the connection as too slow (what it missed stays pending in the store).
 type conn struct {
 	srv *Server
 	nc  net.Conn
 	id  uint64
 	log *slog.Logger
 
-	slots chan struct{} // unwritten replies and backlog frames; never closed
+	slots chan struct{} // unwritten ordered frames; never closed
 	dead  chan struct{} // closed once the connection is being torn down
 	once  sync.Once     // guards close(dead)
 
 	mu       sync.Mutex // guards the fields below
-	queue    []outFrame
-	pushes   int  // unwritten live pushes, in queue or being written
-	draining bool // no more frames are taken; the writer flushes and closes
+	ordered  []outFrame
+	pushes   [][]byte
+	unsent   int  // live pushes queued or being written
+	held     bool // pushes wait until the login reply is queued
+	draining bool // nothing more is queued; the writer flushes, sends last, closes
+	last     []byte
 	wake     chan struct{}
 
 	// sess is the logged-in session; nil when logged out. Set only by the
@@ -190,13 +208,13 @@ func (c *conn) handleLine(line []byte) {
 
 // reply queues a ready reply, waiting for an unwritten slot.
 func (c *conn) reply(b []byte) {
-	c.enqueueSlot(outFrame{b: b, slot: true})
+	c.enqueue(outFrame{b: b})
 }
 
 // replyLater queues a reply that fill builds once wait is closed.
 func (c *conn) replyLater(wait <-chan struct{}, fill func() []byte) {
 	c.pending = append(c.pending, wait)
-	c.enqueueSlot(outFrame{wait: wait, fill: fill, slot: true})
+	c.enqueue(outFrame{wait: wait, fill: fill})
 	if len(c.pending) >= maxUnwritten {
 		c.waitPending()
 	}
@@ -211,9 +229,9 @@ func (c *conn) waitPending() {
 	c.pending = c.pending[:0]
 }
 
-// enqueueSlot queues f once an unwritten slot is free. It returns false if
-// the connection ended first.
-func (c *conn) enqueueSlot(f outFrame) bool {
+// enqueue adds f to the ordered queue once an unwritten slot is free. It
+// returns false if the connection ended first.
+func (c *conn) enqueue(f outFrame) bool {
 	select {
 	case c.slots <- struct{}{}:
 	case <-c.dead:
@@ -225,23 +243,37 @@ func (c *conn) enqueueSlot(f outFrame) bool {
 		<-c.slots
 		return false
 	}
-	c.queue = append(c.queue, f)
+	c.ordered = append(c.ordered, f)
 	c.mu.Unlock()
 	c.signal()
 	return true
 }
 
+// holdPushes keeps live pushes back until releasePushes: a login registers
+// its session before its reply is queued, and the reply must come first.
+func (c *conn) holdPushes() {
+	c.mu.Lock()
+	c.held = true
+	c.mu.Unlock()
+}
+
+func (c *conn) releasePushes() {
+	c.mu.Lock()
+	c.held = false
+	c.mu.Unlock()
+	c.signal()
+}
+
 // deliver queues a live push. It never blocks: when the queue already holds
-// -send-queue unwritten pushes the connection is closed as too slow, and
-// what it missed stays pending in the store.
+// -send-queue unsent pushes the connection is closed as too slow.
 func (c *conn) deliver(p *Push) {
 	c.mu.Lock()
 	if c.draining {
 		c.mu.Unlock()
 		return
 	}
-	if c.pushes >= c.srv.cfg.SendQueue {
-		dropped := c.pushes
+	if c.unsent >= c.srv.cfg.SendQueue {
+		dropped := c.unsent
 		c.mu.Unlock()
 		c.srv.metrics.slowClosed.Add(1)
 		c.srv.metrics.pushesDropped.Add(int64(dropped) + 1)
@@ -249,8 +281,8 @@ func (c *conn) deliver(p *Push) {
 		c.abort()
 		return
 	}
-	c.pushes++
-	c.queue = append(c.queue, outFrame{b: p.Frame, push: true})
+	c.unsent++
+	c.pushes = append(c.pushes, p.Frame)
 	c.mu.Unlock()
 	c.signal()
 	if p.Kind == pushMessage {
@@ -276,14 +308,12 @@ func (c *conn) isDraining() bool {
 	return c.draining
 }
 
-// finish queues a last frame (if any), stops taking frames and lets the
-// writer flush what is queued before it closes the connection.
+// finish stops taking frames: the writer sends what is queued, then last
+// (if any), and closes the connection.
 func (c *conn) finish(last []byte) {
 	c.mu.Lock()
 	if !c.draining {
-		if last != nil {
-			c.queue = append(c.queue, outFrame{b: last})
-		}
+		c.last = last
 		c.draining = true
 	}
 	c.mu.Unlock()
@@ -303,7 +333,7 @@ func (c *conn) kick() {
 func (c *conn) abort() {
 	c.mu.Lock()
 	c.draining = true
-	c.queue = nil
+	c.ordered, c.pushes, c.last = nil, nil, nil
 	c.mu.Unlock()
 	c.markDead()
 	c.nc.Close()
@@ -314,89 +344,91 @@ func (c *conn) markDead() { c.once.Do(func() { close(c.dead) }) }
 // stopReading wakes the reader out of its read so that it winds down.
 func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
 
-// writeLoop writes queued frames in order, flushing when the queue is empty.
+// writeLoop writes what the queues hold: ready replies first, in order,
+// then live pushes. It flushes when there is nothing more to write now.
 func (c *conn) writeLoop() {
 	defer c.markDead()
 	bw := bufio.NewWriterSize(c.nc, writeBufSize)
-	var batch []outFrame
+	var replies []outFrame
+	var pushes [][]byte
 	for {
 		c.mu.Lock()
-		for len(c.queue) == 0 && !c.draining {
-			c.mu.Unlock()
-			select {
-			case <-c.wake:
-			case <-c.dead:
-				return
-			}
-			c.mu.Lock()
+		n := 0
+		for n < len(c.ordered) && c.ordered[n].ready() {
+			n++
 		}
-		batch, c.queue = c.queue, batch[:0]
-		draining := c.draining
+		replies = append(replies[:0], c.ordered[:n]...)
+		rest := copy(c.ordered, c.ordered[n:])
+		clear(c.ordered[rest:])
+		c.ordered = c.ordered[:rest]
+		var headWait <-chan struct{}
+		if rest > 0 {
+			headWait = c.ordered[0].wait
+		}
+		if !c.held {
+			pushes, c.pushes = c.pushes, pushes[:0]
+		}
+		finished := c.draining && rest == 0 && (len(c.pushes) == 0 || c.held)
+		last := c.last
 		c.mu.Unlock()
 
-		if err := c.writeBatch(bw, batch); err != nil {
-			c.log.Debug("write failed", "err", err)
-			c.abort()
-			return
+		if len(replies)+len(pushes) > 0 {
+			if err := c.writeFrames(bw, replies, pushes); err != nil {
+				c.log.Debug("write failed", "err", err)
+				c.abort()
+				return
+			}
+			clear(replies)
+			clear(pushes)
+			continue // look again before flushing
 		}
-		clear(batch) // let the frames go
-		c.mu.Lock()
-		empty := len(c.queue) == 0
-		c.mu.Unlock()
-		if empty {
+		if finished && last != nil {
+			bw.Write(last)
+		}
+		if bw.Buffered() > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := bw.Flush(); err != nil {
 				c.log.Debug("flush failed", "err", err)
 				c.abort()
 				return
 			}
-			if draining {
-				if tc, ok := c.nc.(*net.TCPConn); ok {
-					tc.CloseWrite()
-				}
-				return
+		}
+		if finished {
+			if tc, ok := c.nc.(*net.TCPConn); ok {
+				tc.CloseWrite()
 			}
+			return
+		}
+		select {
+		case <-c.wake:
+		case <-headWait:
+		case <-c.dead:
+			return
 		}
 	}
 }
 
-func (c *conn) writeBatch(bw *bufio.Writer, batch []outFrame) error {
-	pushes := 0
-	defer func() {
-		if pushes > 0 {
-			c.mu.Lock()
-			c.pushes -= pushes
-			c.mu.Unlock()
-		}
-	}()
+func (c *conn) writeFrames(bw *bufio.Writer, replies []outFrame, pushes [][]byte) error {
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	for _, f := range batch {
-		if f.wait != nil {
-			select {
-			case <-f.wait:
-			default:
-				// Do not sit on written replies while waiting for this one.
-				if err := bw.Flush(); err != nil {
-					return err
-				}
-				select {
-				case <-f.wait:
-				case <-c.dead:
-					return net.ErrClosed
-				}
-				c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			}
+	for _, f := range replies {
+		if f.fill != nil {
 			f.b = f.fill()
 		}
-		if _, err := bw.Write(f.b); err != nil {
+		_, err := bw.Write(f.b)
+		<-c.slots
+		if err != nil {
 			return err
 		}
-		if f.push {
-			pushes++
+	}
+	for _, p := range pushes {
+		if _, err := bw.Write(p); err != nil {
+			return err
 		}
-		if f.slot {
-			<-c.slots
-		}
+	}
+	if len(pushes) > 0 {
+		c.mu.Lock()
+		c.unsent -= len(pushes)
+		c.mu.Unlock()
 	}
 	return nil
 }

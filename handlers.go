@@ -217,7 +217,10 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 			Friends []User  `json:"friends"`
 			Groups  []Group `json:"groups"`
 		}{user, friends, groups},
-		after: func() { go c.streamBacklog(bctx, s) },
+		after: func() {
+			c.releasePushes()
+			go c.streamBacklog(bctx, s)
+		},
 	}
 }
 

@@ -112,6 +112,7 @@ func (c *conn) startSession(ctx context.Context, u User, friends []User, groups 
 		return nil, err
 	}
 	c.sess.Store(s)
+	c.holdPushes() // until the login reply is queued
 	old := srv.hub.register(u.ID, c, s.groupIDs())
 	unlock()
 	if old != nil && old != c {
@@ -175,7 +176,7 @@ func (c *conn) streamBacklog(ctx context.Context, s *session) {
 		}
 		backoff = 100 * time.Millisecond
 		for _, m := range msgs {
-			if !c.enqueueSlot(outFrame{b: messagePush(m), slot: true}) || ctx.Err() != nil {
+			if !c.enqueue(outFrame{b: messagePush(m)}) || ctx.Err() != nil {
 				return
 			}
 			c.srv.metrics.messagesPushed.Add(1)

@@ -233,11 +233,15 @@ cmd_start() {
 cmd_stop() {
 	[ $# -eq 1 ] || usage
 	local dir
-	[ -d "$1" ] || return 0
-	dir=$(cd "$1" && pwd -P)
+	if [ -d "$1" ]; then
+		dir=$(cd "$1" && pwd -P)
+	else # DIR removed under a running server: still find it by its datadir
+		case $1 in /*) dir=$1 ;; *) dir=$PWD/$1 ;; esac
+		dir=${dir%/}
+	fi
 	local pid
 	if ! pid=$(pid_of_instance "$dir"); then
-		rm -f "$dir/mysqld.pid"
+		rm -f "$dir/mysqld.pid" 2>/dev/null || true
 		return 0
 	fi
 	kill -TERM "$pid" 2>/dev/null || true
@@ -251,7 +255,7 @@ cmd_stop() {
 		fi
 		sleep 0.1
 	done
-	rm -f "$dir/mysqld.pid"
+	rm -f "$dir/mysqld.pid" 2>/dev/null || true
 	log "stopped ($dir)"
 }
 

@@ -76,6 +76,26 @@ pid_of_instance() {
 	echo "$pid"
 }
 
+# scan_for_instance DIR: search the process table for a redis-server working
+# in DIR (used by stop when the pid file is gone, e.g. DIR was removed).
+scan_for_instance() {
+	local dir=$1 p pid cwd
+	for p in /proc/[0-9]*; do
+		pid=${p#/proc/}
+		case $(cat "$p/comm" 2>/dev/null || true) in
+		redis-server*) ;;
+		*) continue ;;
+		esac
+		cwd=$(readlink "$p/cwd" 2>/dev/null || true)
+		if [ "$cwd" = "$dir" ] || [ "$cwd" = "$dir (deleted)" ]; then
+			alive "$pid" || continue
+			echo "$pid"
+			return 0
+		fi
+	done
+	return 1
+}
+
 cli() { # cli PORT ARGS...
 	local port=$1
 	shift
@@ -155,12 +175,16 @@ cmd_start() {
 
 cmd_stop() {
 	[ $# -eq 1 ] || usage
-	[ -d "$1" ] || return 0
 	local dir
-	dir=$(cd "$1" && pwd -P)
+	if [ -d "$1" ]; then
+		dir=$(cd "$1" && pwd -P)
+	else # DIR removed under a running server: still find it by its cwd
+		case $1 in /*) dir=$1 ;; *) dir=$PWD/$1 ;; esac
+		dir=${dir%/}
+	fi
 	local pid
-	if ! pid=$(pid_of_instance "$dir"); then
-		rm -f "$dir/redis.pid"
+	if ! pid=$(pid_of_instance "$dir") && ! pid=$(scan_for_instance "$dir"); then
+		rm -f "$dir/redis.pid" 2>/dev/null || true
 		return 0
 	fi
 	# SIGTERM = orderly shutdown; with --save "" and no AOF nothing is written
@@ -175,7 +199,7 @@ cmd_stop() {
 		fi
 		sleep 0.05
 	done
-	rm -f "$dir/redis.pid"
+	rm -f "$dir/redis.pid" 2>/dev/null || true
 	log "stopped ($dir)"
 }
 

@@ -33,11 +33,12 @@ PASSED=()
 WORK=
 MYSQL_STARTED=
 REDIS_STARTED=
+CHILD= # pid (and process group) of the running go command, see run()
 
 say() { echo "==> test.sh: $*"; }
 
 cleanup() {
-	local rc=$?
+	local rc=$? show_logs=
 	trap - EXIT INT TERM
 	set +e
 	if [ -n "$CHILD" ]; then # interrupted while a go command was running
@@ -62,11 +63,12 @@ cleanup() {
 			rm -rf "$WORK"
 		else
 			echo "test.sh: kept temp dir $WORK" >&2
-			if [ -f "$WORK/mysql/error.log" ]; then
+			case $PHASE in setup | test | fuzz) show_logs=1 ;; *) show_logs= ;; esac
+			if [ -n "$show_logs" ] && [ -f "$WORK/mysql/error.log" ]; then
 				echo "--- tail of $WORK/mysql/error.log" >&2
 				tail -n 30 "$WORK/mysql/error.log" >&2
 			fi
-			if [ -f "$WORK/redis/redis.log" ]; then
+			if [ -n "$show_logs" ] && [ -f "$WORK/redis/redis.log" ]; then
 				echo "--- tail of $WORK/redis/redis.log" >&2
 				tail -n 30 "$WORK/redis/redis.log" >&2
 			fi
@@ -87,7 +89,6 @@ trap 'exit 143' TERM
 # run CMD...: run a (long) command in its own process group and wait for it,
 # so that INT/TERM sent to test.sh runs the cleanup at once and can stop the
 # command together with its children (e.g. the test binary).
-CHILD=
 run() {
 	if command -v setsid >/dev/null 2>&1; then
 		setsid "$@" &
@@ -167,7 +168,7 @@ EOF
 	return 1
 }
 
-# start_service CTL DIR LOGNAME: start a private instance on a free port,
+# start_service CTL DIR: start a private instance on a free port,
 # retrying with another port when the chosen one was taken meanwhile.
 # Sets SERVICE_PORT; ports in USED_PORTS are avoided.
 SERVICE_PORT=
