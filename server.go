@@ -18,7 +18,7 @@ const (
 	// database that hangs turns into "unavailable" replies, not stuck clients.
 	storeTimeout = 5 * time.Second
 	// batchTimeout bounds one group-commit transaction.
-	batchTimeout = 10 * time.Second
+	batchTimeout = 5 * time.Second
 )
 
 // Server is one chat node. NewServer builds it; Serve runs it; Shutdown
@@ -75,12 +75,14 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 	}
 	s.dir.store = store
 	// SQLite has one writer: more shards would only queue on its lock.
-	// MySQL overlaps transactions on different topics.
+	// MySQL overlaps transactions. Chats are sharded by sender, so that one
+	// sender's messages are stored and routed in the order sent, whatever
+	// their conversations; the topic row locks order each conversation.
 	shards := 1
 	if store.d == &mysqlDialect {
 		shards = 4
 	}
-	s.chats = newBatcher(shards, 2000, func(it *chatItem) uint64 { return uint64(it.msg.Topic) }, s.storeChats)
+	s.chats = newBatcher(shards, 2000, func(it *chatItem) uint64 { return uint64(it.msg.From) }, s.storeChats)
 	s.acks = newBatcher(shards, 2000, func(it *ackItem) uint64 { return uint64(it.user) }, s.storeAcks)
 	return s, nil
 }
