@@ -348,7 +348,14 @@ func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
 // then live pushes. It flushes when there is nothing more to write now.
 func (c *conn) writeLoop() {
 	defer c.markDead()
-	bw := bufio.NewWriterSize(c.nc, writeBufSize)
+	// The buffer is borrowed while there is something to write and given
+	// back before waiting, so an idle connection holds none.
+	var bw *bufio.Writer
+	defer func() {
+		if bw != nil {
+			writerPool.Put(bw)
+		}
+	}()
 	var replies []outFrame
 	var pushes [][]byte
 	for {
@@ -372,6 +379,10 @@ func (c *conn) writeLoop() {
 		last := c.last
 		c.mu.Unlock()
 
+		if bw == nil && (len(replies)+len(pushes) > 0 || finished && last != nil) {
+			bw = writerPool.Get().(*bufio.Writer)
+			bw.Reset(c.nc)
+		}
 		if len(replies)+len(pushes) > 0 {
 			if err := c.writeFrames(bw, replies, pushes); err != nil {
 				c.log.Debug("write failed", "err", err)
@@ -385,13 +396,16 @@ func (c *conn) writeLoop() {
 		if finished && last != nil {
 			bw.Write(last)
 		}
-		if bw.Buffered() > 0 {
+		if bw != nil {
 			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := bw.Flush(); err != nil {
 				c.log.Debug("flush failed", "err", err)
 				c.abort()
 				return
 			}
+			bw.Reset(nil)
+			writerPool.Put(bw)
+			bw = nil
 		}
 		if finished {
 			if tc, ok := c.nc.(*net.TCPConn); ok {
@@ -407,6 +421,8 @@ func (c *conn) writeLoop() {
 		}
 	}
 }
+
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
 
 func (c *conn) writeFrames(bw *bufio.Writer, replies []outFrame, pushes [][]byte) error {
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
