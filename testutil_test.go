@@ -25,6 +25,13 @@ import (
 // line-protocol client. The MySQL half of every suite needs CHAT_TEST_MYSQL,
 // a DSN of an account that may create databases; scripts/test.sh sets it.
 
+func TestMain(m *testing.M) {
+	if os.Getenv("CHAT_TEST_MYSQL") == "" {
+		fmt.Fprintln(os.Stderr, "note: CHAT_TEST_MYSQL is not set: the MySQL half of the suite is skipped (scripts/test.sh runs everything)")
+	}
+	os.Exit(m.Run())
+}
+
 // forEachStore runs fn once on a fresh SQLite file and once on a fresh
 // MySQL database.
 func forEachStore(t *testing.T, fn func(t *testing.T, db string)) {
