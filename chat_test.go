@@ -44,6 +44,12 @@ func TestRegisterAndLogin(t *testing.T) {
 		c.must("login", map[string]any{"id": u.num("id"), "password": testPassword})
 		c.must("friends", nil)
 
+		// bcrypt reads 72 bytes; a longer password must not match a 72-byte one.
+		long := strings.Repeat("p", maxPasswordBytes)
+		c.must("register", map[string]any{"name": name + "_72", "password": long})
+		c.fails("bad_credentials", "login", map[string]any{"name": name + "_72", "password": long + "extra"})
+		c.must("login", map[string]any{"name": name + "_72", "password": long})
+
 		// Names are compared byte for byte: case matters.
 		c.must("register", map[string]any{"name": strings.ToUpper(name), "password": testPassword})
 	})
@@ -299,6 +305,10 @@ func TestChatLiveAndOffline(t *testing.T) {
 		if len(h) != 2 || h[0].num("id") != want[1] || h[1].num("id") != want[2] {
 			t.Fatalf("history before/limit: %v", h)
 		}
+		// no message id is below 1
+		if h := b4.must("history", map[string]any{"with": a.user, "before": 0}).list("messages"); len(h) != 0 {
+			t.Fatalf("before 0: %v", h)
+		}
 		// a clamped limit
 		if h := b4.must("history", map[string]any{"with": a.user, "limit": 0}).list("messages"); len(h) != 1 {
 			t.Fatalf("limit 0 clamps to 1: %v", h)
@@ -502,8 +512,8 @@ func TestGroups(t *testing.T) {
 		m2 := a.must("group_chat", map[string]any{"group": gid, "text": "while b is away"}).obj("message")
 		a.must("leave_group", map[string]any{"group": gid})
 		b2, login := loginAs(t, ts.addr, b.user)
-		if gs := login.list("groups"); len(gs) != 1 || len(gs[0].list("members")) != 1 {
-			t.Fatalf("login groups after the others left: %v", gs)
+		if gs := login.list("groups"); len(gs) != 1 || len(gs[0].list("members")) != 1 || gs[0].list("members")[0]["online"] != true {
+			t.Fatalf("login groups after the others left (b itself online): %v", gs)
 		}
 		msgs := b2.messages(2, 5*time.Second) // m (never acked) and m2
 		if msgs[0].num("id") != m.num("id") || msgs[1].num("id") != m2.num("id") {
@@ -763,7 +773,9 @@ func TestShutdownPush(t *testing.T) {
 	}
 	a.sendRaw(sb.String())
 	time.Sleep(20 * time.Millisecond)
-	go ts.stop()
+	stopped := make(chan struct{})
+	go func() { ts.stop(); close(stopped) }()
+	defer func() { <-stopped }()
 	got := a.closed(10 * time.Second)
 	if len(got) == 0 || got[len(got)-1].str("type") != "shutdown" {
 		t.Fatalf("want the shutdown push last, got %d frames, last %v", len(got), got[len(got)-1:])
@@ -778,4 +790,66 @@ func TestShutdownPush(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 50 pipelined chats were read before shutdown, all answered", replied)
+}
+
+func TestPushesFollowTheSession(t *testing.T) {
+	// Under a flood of messages, b logs in and out: no push comes before a
+	// login's reply or after a logout's reply.
+	ts := startServer(t, sqliteURL(t))
+	a := newUser(t, ts.addr, "flood")
+	b := newUser(t, ts.addr, "floodb")
+	b.must("logout", nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Bounded: nobody reads a's replies, so its socket fills up at some point.
+		a.nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
+		for i := 0; i < 400; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var sb strings.Builder
+			for j := range 50 {
+				fmt.Fprintf(&sb, `{"type":"chat","to":%d,"text":"f%d"}`+"\n", b.user, i*50+j)
+			}
+			if _, err := a.nc.Write([]byte(sb.String())); err != nil {
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	loggedIn, pushesSeen := false, 0
+	for i := range 40 {
+		typ := "login"
+		fields := map[string]any{"id": b.user, "password": testPassword}
+		if i%2 == 1 {
+			typ, fields = "logout", nil
+		}
+		rid := b.send(typ, fields)
+		for {
+			f := b.next(10 * time.Second)
+			if f.str("type") == "message" {
+				if !loggedIn {
+					t.Fatalf("message push while logged out (round %d)", i)
+				}
+				pushesSeen++
+				continue
+			}
+			if f.num("rid") == int64(rid) {
+				if !f.ok() {
+					t.Fatalf("%s: %v", typ, f)
+				}
+				loggedIn = typ == "login"
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if pushesSeen == 0 {
+		t.Fatal("the flood never reached b: the test proves nothing")
+	}
 }

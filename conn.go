@@ -208,13 +208,13 @@ func (c *conn) handleLine(line []byte) {
 
 // reply queues a ready reply, waiting for an unwritten slot.
 func (c *conn) reply(b []byte) {
-	c.enqueue(outFrame{b: b})
+	c.enqueue(outFrame{b: b}, nil)
 }
 
 // replyLater queues a reply that fill builds once wait is closed.
 func (c *conn) replyLater(wait <-chan struct{}, fill func() []byte) {
 	c.pending = append(c.pending, wait)
-	c.enqueue(outFrame{wait: wait, fill: fill})
+	c.enqueue(outFrame{wait: wait, fill: fill}, nil)
 	if len(c.pending) >= maxUnwritten {
 		c.waitPending()
 	}
@@ -230,15 +230,17 @@ func (c *conn) waitPending() {
 }
 
 // enqueue adds f to the ordered queue once an unwritten slot is free. It
-// returns false if the connection ended first.
-func (c *conn) enqueue(f outFrame) bool {
+// returns false if the connection ended first, or, when only is not nil,
+// if only is no longer the connection's session (a backlog frame must not
+// follow its session's logout reply).
+func (c *conn) enqueue(f outFrame, only *session) bool {
 	select {
 	case c.slots <- struct{}{}:
 	case <-c.dead:
 		return false
 	}
 	c.mu.Lock()
-	if c.draining {
+	if c.draining || only != nil && c.sess.Load() != only {
 		c.mu.Unlock()
 		<-c.slots
 		return false
@@ -262,6 +264,16 @@ func (c *conn) releasePushes() {
 	c.held = false
 	c.mu.Unlock()
 	c.signal()
+}
+
+// dropPushes discards unsent pushes and holds new ones until the next login.
+func (c *conn) dropPushes() {
+	c.mu.Lock()
+	c.held = true
+	clear(c.pushes)
+	c.pushes = c.pushes[:0]
+	c.unsent = 0
+	c.mu.Unlock()
 }
 
 // deliver queues a live push. It never blocks: when the queue already holds
@@ -391,6 +403,7 @@ func (c *conn) writeLoop() {
 			}
 			clear(replies)
 			clear(pushes)
+			replies, pushes = replies[:0], pushes[:0]
 			continue // look again before flushing
 		}
 		if finished && last != nil {

@@ -358,9 +358,10 @@ type chatItem struct {
 	msg Message // in: Topic, From, FromName, To or Group, Text, TS
 	cid string
 	// out:
-	dup  bool // the cid was seen before; msg is the first message
-	err  error
-	done chan struct{}
+	dup       bool // the cid was seen before; msg is the first message
+	uncertain bool // failed at COMMIT: msg may be stored after all
+	err       error
+	done      chan struct{}
 }
 
 const messageColumns = `m.id, m.topic_id, m.seq, m.sender_id, u.name, m.to_user, m.body, m.ts_ms`
@@ -390,7 +391,23 @@ type senderCID struct {
 // sender's messages keep their order. Items whose cid was used before get the
 // first message back and store nothing. Errors are per item.
 func (s *Store) StoreMessages(ctx context.Context, items []*chatItem) {
-	err := s.inTx(ctx, "store_messages", func(tx *sql.Tx) error { return s.storeMessages(ctx, tx, items) })
+	var built bool // the last attempt got as far as COMMIT
+	err := s.inTx(ctx, "store_messages", func(tx *sql.Tx) error {
+		err := s.storeMessages(ctx, tx, items)
+		built = err == nil
+		return err
+	})
+	if err != nil && built && s.committed(items) {
+		// The COMMIT went through but its answer was lost.
+		err = nil
+	}
+	if err != nil && built {
+		// Stored or not: nobody can tell now. A retry with the same cid
+		// will find out.
+		for _, it := range items {
+			it.uncertain = !it.dup
+		}
+	}
 	if err != nil && len(items) > 1 && !errors.Is(err, ErrUnavailable) {
 		// One bad item (a cid racing another node, say) must not fail the
 		// others: store them one by one.
@@ -406,9 +423,26 @@ func (s *Store) StoreMessages(ctx context.Context, items []*chatItem) {
 	}
 }
 
+// committed checks, after a failed COMMIT, whether the batch is stored: a
+// transaction is all or nothing, so one fresh message decides.
+func (s *Store) committed(items []*chatItem) bool {
+	for _, it := range items {
+		if it.dup {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var n int
+		err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE id = ? AND topic_id = ? AND seq = ? AND sender_id = ?`,
+			it.msg.ID, it.msg.Topic, it.msg.Seq, it.msg.From).Scan(&n)
+		return err == nil && n == 1
+	}
+	return false
+}
+
 func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, items []*chatItem) error {
 	for _, it := range items {
-		it.dup, it.err = false, nil
+		it.dup, it.err, it.uncertain = false, nil, false
 	}
 	// 1. cid replays, from earlier batches and within this one.
 	fresh := items[:0:0]

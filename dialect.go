@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/url"
 	"strings"
@@ -81,6 +82,12 @@ var sqliteDialect = dialect{
 		}
 		return netDown(err)
 	},
+}
+
+func init() {
+	// The driver logs some failures itself before returning them; the
+	// server reports the returned error once, where it is handled.
+	mysql.SetLogger(log.New(io.Discard, "", 0))
 }
 
 func mysqlErrno(err error) uint16 {

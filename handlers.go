@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -143,10 +142,12 @@ func handleRegister(ctx context.Context, c *conn, r *Request) response {
 
 // dummyHash is compared against when a login names no user, so that a
 // missing user costs as much time as a wrong password.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("no such user, no such password"), bcrypt.MinCost)
-	return h
-})
+func (s *Server) dummyHash() []byte {
+	s.dummyOnce.Do(func() {
+		s.dummy, _ = bcrypt.GenerateFromPassword([]byte("no such user, no such password"), s.cfg.BcryptCost)
+	})
+	return s.dummy
+}
 
 // login {name | id, password} -> {user, friends, groups}, then the backlog
 func handleLogin(ctx context.Context, c *conn, r *Request) response {
@@ -181,8 +182,9 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	default:
 		acct, err = srv.store.Account(ctx, name, uid)
 	}
-	if errors.Is(err, ErrNoSuchUser) {
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(pass))
+	if errors.Is(err, ErrNoSuchUser) || checkPassword(pass) != nil {
+		// bcrypt would ignore bytes past 72: such a password never matches.
+		bcrypt.CompareHashAndPassword(srv.dummyHash(), []byte(pass))
 		return denied
 	}
 	if err != nil {
@@ -202,6 +204,13 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	}
 	if err := srv.markOnline(ctx, friends, groups); err != nil {
 		return fail(err)
+	}
+	for gi := range groups { // online from this login on
+		for mi := range groups[gi].Members {
+			if m := &groups[gi].Members[mi]; m.ID == acct.ID {
+				m.Online = true
+			}
+		}
 	}
 	s, err := c.startSession(ctx, acct.User, friends, groups)
 	if err != nil {
@@ -407,9 +416,12 @@ func handleHistory(ctx context.Context, c *conn, r *Request) response {
 	if hasWith == hasGroup {
 		return bad(CodeBadRequest, `exactly one of "with" and "group" is required`)
 	}
-	before, _, perr := optInt(r.f.Before, "before")
+	before, hasBefore, perr := optInt(r.f.Before, "before")
 	if perr != nil {
 		return fail(perr)
+	}
+	if hasBefore && before <= 0 {
+		before = -1 // no message id is below 1: an empty page
 	}
 	limit, perr := clamp(r.f.Limit, "limit", defaultHistory, maxHistory)
 	if perr != nil {
@@ -433,7 +445,7 @@ func handleHistory(ctx context.Context, c *conn, r *Request) response {
 		topic = g
 	}
 	msgs := []*Message{}
-	if topic != 0 && with != s.user.ID {
+	if topic != 0 && with != s.user.ID && before != -1 {
 		var err error
 		if msgs, err = srv.store.History(ctx, topic, before, limit); err != nil {
 			return fail(err)

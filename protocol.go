@@ -148,23 +148,31 @@ func appendString(b []byte, s string) []byte {
 }
 
 // wireRequest holds every request field undecoded, so that each handler can
-// tell a missing field from one of the wrong kind. Unknown fields are ignored.
+// tell a missing field from one of the wrong kind. Unknown fields are ignored,
+// and so are fields named in another case.
 type wireRequest struct {
-	Type     json.RawMessage `json:"type"`
-	RID      json.RawMessage `json:"rid"`
-	Name     json.RawMessage `json:"name"`
-	Password json.RawMessage `json:"password"`
-	ID       json.RawMessage `json:"id"`
-	To       json.RawMessage `json:"to"`
-	Text     json.RawMessage `json:"text"`
-	CID      json.RawMessage `json:"cid"`
-	Group    json.RawMessage `json:"group"`
-	Friend   json.RawMessage `json:"friend"`
-	Desc     json.RawMessage `json:"desc"`
-	Limit    json.RawMessage `json:"limit"`
-	With     json.RawMessage `json:"with"`
-	Before   json.RawMessage `json:"before"`
-	IDs      json.RawMessage `json:"ids"`
+	Type     json.RawMessage
+	RID      json.RawMessage
+	Name     json.RawMessage
+	Password json.RawMessage
+	ID       json.RawMessage
+	To       json.RawMessage
+	Text     json.RawMessage
+	CID      json.RawMessage
+	Group    json.RawMessage
+	Friend   json.RawMessage
+	Desc     json.RawMessage
+	Limit    json.RawMessage
+	With     json.RawMessage
+	Before   json.RawMessage
+	IDs      json.RawMessage
+}
+
+func (w *wireRequest) fill(m map[string]json.RawMessage) {
+	w.Type, w.RID, w.Name, w.Password = m["type"], m["rid"], m["name"], m["password"]
+	w.ID, w.To, w.Text, w.CID = m["id"], m["to"], m["text"], m["cid"]
+	w.Group, w.Friend, w.Desc, w.Limit = m["group"], m["friend"], m["desc"], m["limit"]
+	w.With, w.Before, w.IDs = m["with"], m["before"], m["ids"]
 }
 
 // Request is one decoded frame. Type is empty when the frame had no usable
@@ -190,10 +198,14 @@ func decodeFrame(line []byte) (*Request, *ProtoError) {
 	if trimmed[0] != '{' {
 		return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
 	}
-	r := &Request{}
-	if err := json.Unmarshal(line, &r.f); err != nil {
+	// A map, not a struct: encoding/json matches struct fields without
+	// regard to case, and "Text" must not stand in for "text".
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(line, &fields); err != nil {
 		return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
 	}
+	r := &Request{}
+	r.f.fill(fields)
 	if len(r.f.RID) > 0 && !bytes.Equal(r.f.RID, []byte("null")) {
 		r.RID = r.f.RID
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,13 @@ type Server struct {
 
 	chats *batcher[*chatItem]
 	acks  *batcher[*ackItem]
+
+	// uncertain holds ids of messages whose COMMIT failed without an
+	// answer: a cid replay that finds one stored routes it, since nobody did.
+	uncertain idSet
+
+	dummyOnce sync.Once
+	dummy     []byte // bcrypt hash compared against for unknown users
 
 	closing   atomic.Bool
 	nextID    atomic.Uint64
@@ -219,7 +227,10 @@ func (s *Server) storeChats(items []*chatItem) {
 		close(it.done)
 	}
 	for _, it := range items {
-		if it.err != nil || it.dup {
+		if it.err != nil && it.uncertain {
+			s.uncertain.add(it.msg.ID)
+		}
+		if it.err != nil || it.dup && !s.uncertain.take(it.msg.ID) {
 			continue
 		}
 		s.metrics.messagesStored.Add(1)
@@ -268,8 +279,44 @@ func (s *Server) adminHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		var buf bytes.Buffer // no metric lock is held while the client reads
+		s.metrics.WritePrometheus(&buf)
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		s.metrics.WritePrometheus(w)
+		w.Write(buf.Bytes())
 	})
 	return mux
+}
+
+// idSet is a small bounded set of ids; the oldest go first when it is full.
+type idSet struct {
+	mu    sync.Mutex // guards the fields below
+	ids   map[int64]bool
+	order []int64
+}
+
+const maxUncertain = 10000
+
+func (s *idSet) add(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = map[int64]bool{}
+	}
+	if len(s.order) >= maxUncertain {
+		delete(s.ids, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.ids[id] = true
+	s.order = append(s.order, id)
+}
+
+// take reports whether id was in the set, and removes it.
+func (s *idSet) take(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ids[id] {
+		return false
+	}
+	delete(s.ids, id)
+	return true
 }

@@ -67,7 +67,8 @@ type rateLimiter struct {
 }
 
 func newRateLimiter(rate float64) rateLimiter {
-	return rateLimiter{rate: rate, burst: 2 * rate, tokens: 2 * rate, last: time.Now()}
+	burst := max(2*rate, 1) // a rate under 0.5/s still lets one through
+	return rateLimiter{rate: rate, burst: burst, tokens: burst, last: time.Now()}
 }
 
 // allow takes a token if there is one. A zero rate is unlimited.
@@ -136,6 +137,7 @@ func (c *conn) endSession(ctx context.Context, s *session) {
 		s.cancel()
 	}
 	c.sess.Store(nil)
+	c.dropPushes() // nothing for the old session after its logout reply
 	srv.metrics.sessions.Add(-1)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -176,7 +178,7 @@ func (c *conn) streamBacklog(ctx context.Context, s *session) {
 		}
 		backoff = 100 * time.Millisecond
 		for _, m := range msgs {
-			if !c.enqueue(outFrame{b: messagePush(m)}) || ctx.Err() != nil {
+			if !c.enqueue(outFrame{b: messagePush(m)}, s) {
 				return
 			}
 			c.srv.metrics.messagesPushed.Add(1)
