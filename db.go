@@ -674,8 +674,15 @@ func (s *Store) AckMessages(ctx context.Context, items []*ackItem) {
 
 type userTopic struct{ user, topic int64 }
 
+// ackState is one (user, topic) of an ack batch.
+type ackState struct {
+	mark, newMark int64
+	acked         map[int64]bool // seqs acked by this batch, above the mark
+	stored        map[int64]bool // seqs in the acks table
+}
+
 func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) error {
-	// Which (topic, seq) each id is.
+	// 1. Which (topic, seq) each id is.
 	owners := map[int64][]int64{} // message id -> users acking it
 	for _, it := range items {
 		for _, id := range it.ids {
@@ -684,42 +691,35 @@ func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) e
 			}
 		}
 	}
-	if len(owners) == 0 {
-		return nil
-	}
 	ids := make([]any, 0, len(owners))
 	for id := range owners {
 		ids = append(ids, id)
 	}
-	acked := map[userTopic]map[int64]bool{}
-	const perStmt = 1000
-	for start := 0; start < len(ids); start += perStmt {
-		chunk := ids[start:min(start+perStmt, len(ids))]
-		rows, err := tx.QueryContext(ctx, `SELECT id, topic_id, seq FROM messages WHERE id IN (`+placeholders(len(chunk))+`)`, chunk...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id, topic, seq int64
-			if err := rows.Scan(&id, &topic, &seq); err != nil {
-				rows.Close()
-				return err
-			}
-			for _, u := range owners[id] {
-				k := userTopic{u, topic}
-				if acked[k] == nil {
-					acked[k] = map[int64]bool{}
+	states := map[userTopic]*ackState{}
+	err := eachChunk(ids, 1000, func(chunk []any) error {
+		return queryRows(ctx, tx, `SELECT id, topic_id, seq FROM messages WHERE id IN (`+placeholders(len(chunk))+`)`, chunk,
+			func(rows *sql.Rows) error {
+				var id, topic, seq int64
+				if err := rows.Scan(&id, &topic, &seq); err != nil {
+					return err
 				}
-				acked[k][seq] = true
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
+				for _, u := range owners[id] {
+					k := userTopic{u, topic}
+					st := states[k]
+					if st == nil {
+						st = &ackState{mark: -1, acked: map[int64]bool{}, stored: map[int64]bool{}}
+						states[k] = st
+					}
+					st.acked[seq] = true
+				}
+				return nil
+			})
+	})
+	if err != nil || len(states) == 0 {
+		return err
 	}
-	keys := make([]userTopic, 0, len(acked))
-	for k := range acked {
+	keys := make([]userTopic, 0, len(states))
+	for k := range states {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
@@ -728,117 +728,175 @@ func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) e
 		}
 		return keys[i].user < keys[j].user
 	})
+	pairArgs := func(keys []userTopic) (string, []any) {
+		var q strings.Builder
+		args := make([]any, 0, 2*len(keys))
+		for i, k := range keys {
+			if i > 0 {
+				q.WriteString(" OR ")
+			}
+			q.WriteString("(topic_id = ? AND user_id = ?)")
+			args = append(args, k.topic, k.user)
+		}
+		return q.String(), args
+	}
+
+	// 2. The marks (locked), and the acks waiting above them.
+	const perStmt = 500
+	for start := 0; start < len(keys); start += perStmt {
+		chunk := keys[start:min(start+perStmt, len(keys))]
+		where, args := pairArgs(chunk)
+		err := queryRows(ctx, tx, `SELECT topic_id, user_id, acked_seq FROM members WHERE `+where+s.d.forUpdate, args,
+			func(rows *sql.Rows) error {
+				var k userTopic
+				var mark int64
+				if err := rows.Scan(&k.topic, &k.user, &mark); err != nil {
+					return err
+				}
+				states[k].mark = mark
+				return nil
+			})
+		if err != nil {
+			return err
+		}
+		err = queryRows(ctx, tx, `SELECT topic_id, user_id, seq FROM acks WHERE `+where, args,
+			func(rows *sql.Rows) error {
+				var k userTopic
+				var seq int64
+				if err := rows.Scan(&k.topic, &k.user, &seq); err != nil {
+					return err
+				}
+				states[k].stored[seq] = true
+				return nil
+			})
+		if err != nil {
+			return err
+		}
+	}
+
+	// 3. Move each mark up over acked seqs and the user's own messages.
+	var changed []userTopic
 	for _, k := range keys {
-		if err := s.advanceMark(ctx, tx, k, acked[k]); err != nil {
+		st := states[k]
+		if st.mark < 0 {
+			continue // not (or no longer) a member: nothing is pending there
+		}
+		top := int64(0)
+		for seq := range st.acked {
+			if seq <= st.mark {
+				delete(st.acked, seq)
+			} else {
+				top = max(top, seq)
+			}
+		}
+		for seq := range st.stored {
+			top = max(top, seq)
+		}
+		st.newMark = st.mark
+		if len(st.acked) == 0 {
+			continue
+		}
+		if len(st.stored) == 0 && int64(len(st.acked)) == top-st.mark {
+			st.newMark = top // acked in order: every seq up to top is acked
+		} else if err := s.walkMark(ctx, tx, k, st, top); err != nil {
+			return err
+		}
+		if st.newMark > st.mark {
+			changed = append(changed, k)
+		}
+	}
+
+	// 4. Write the new marks in one statement, and the acks table's changes.
+	if len(changed) > 0 {
+		var q strings.Builder
+		args := make([]any, 0, 5*len(changed))
+		q.WriteString(`UPDATE members SET acked_seq = CASE`)
+		for _, k := range changed {
+			q.WriteString(` WHEN topic_id = ? AND user_id = ? THEN ?`)
+			args = append(args, k.topic, k.user, states[k].newMark)
+		}
+		where, wargs := pairArgs(changed)
+		q.WriteString(` ELSE acked_seq END WHERE ` + where)
+		if _, err := tx.ExecContext(ctx, q.String(), append(args, wargs...)...); err != nil {
+			return err
+		}
+	}
+	var ins strings.Builder
+	var insArgs []any
+	for _, k := range keys {
+		st := states[k]
+		if st.mark < 0 {
+			continue
+		}
+		if len(st.stored) > 0 && st.newMark > st.mark {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM acks WHERE user_id = ? AND topic_id = ? AND seq <= ?`,
+				k.user, k.topic, st.newMark); err != nil {
+				return err
+			}
+		}
+		for seq := range st.acked {
+			if seq > st.newMark && !st.stored[seq] {
+				if len(insArgs) > 0 {
+					ins.WriteByte(',')
+				}
+				ins.WriteString("(?,?,?)")
+				insArgs = append(insArgs, k.user, k.topic, seq)
+			}
+		}
+	}
+	if len(insArgs) > 0 {
+		if _, err := tx.ExecContext(ctx, s.d.insertIgnore+` INTO acks (user_id, topic_id, seq) VALUES `+ins.String(), insArgs...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) advanceMark(ctx context.Context, tx *sql.Tx, k userTopic, seqs map[int64]bool) error {
-	var mark int64
-	err := tx.QueryRowContext(ctx, `SELECT acked_seq FROM members WHERE topic_id = ? AND user_id = ?`+s.d.forUpdate,
-		k.topic, k.user).Scan(&mark)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil // not (or no longer) a member: nothing is pending there
-	}
-	if err != nil {
-		return err
-	}
-	top := int64(0)
-	for seq := range seqs {
-		if seq <= mark {
-			delete(seqs, seq)
-		} else {
-			top = max(top, seq)
-		}
-	}
-	if len(seqs) == 0 {
-		return nil
-	}
-	// Acks waiting above the mark from earlier batches.
-	rows, err := tx.QueryContext(ctx, `SELECT seq FROM acks WHERE user_id = ? AND topic_id = ?`, k.user, k.topic)
-	if err != nil {
-		return err
-	}
-	hadSparse := false
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			rows.Close()
-			return err
-		}
-		hadSparse = true
-		if !seqs[seq] {
-			seqs[seq] = false // acked before; false marks it as already stored
-		}
-		top = max(top, seq)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	isAcked := func(seq int64) bool { _, ok := seqs[seq]; return ok }
-
-	// Walk up from the mark over acked seqs and the user's own messages.
-	newMark := mark
-walk:
-	for newMark < top {
-		rows, err := tx.QueryContext(ctx, `SELECT seq, sender_id FROM messages WHERE topic_id = ? AND seq > ? AND seq <= ?
-			ORDER BY seq LIMIT 1000`, k.topic, newMark, top)
-		if err != nil {
-			return err
-		}
-		n := 0
-		for rows.Next() {
+// walkMark finds how far the mark of k can move when acks arrive out of
+// order or the user's own messages lie in between: up over every seq that
+// is acked (now or before) or the user's own, to the first that is neither.
+func (s *Store) walkMark(ctx context.Context, tx *sql.Tx, k userTopic, st *ackState, top int64) error {
+	for st.newMark < top {
+		n, stop := 0, false
+		err := queryRows(ctx, tx, `SELECT seq, sender_id FROM messages WHERE topic_id = ? AND seq > ? AND seq <= ?
+			ORDER BY seq LIMIT 1000`, []any{k.topic, st.newMark, top}, func(rows *sql.Rows) error {
 			var seq, sender int64
 			if err := rows.Scan(&seq, &sender); err != nil {
-				rows.Close()
 				return err
 			}
 			n++
-			if seq != newMark+1 || (sender != k.user && !isAcked(seq)) {
-				rows.Close()
-				break walk
+			if stop || seq != st.newMark+1 || (sender != k.user && !st.acked[seq] && !st.stored[seq]) {
+				stop = true
+				return nil
 			}
-			newMark = seq
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+			st.newMark = seq
+			return nil
+		})
+		if err != nil || stop || n == 0 {
 			return err
 		}
-		if n == 0 {
-			break
-		}
 	}
-	if newMark > mark {
-		if _, err := tx.ExecContext(ctx, `UPDATE members SET acked_seq = ? WHERE topic_id = ? AND user_id = ? AND acked_seq < ?`,
-			newMark, k.topic, k.user, newMark); err != nil {
+	return nil
+}
+
+// queryRows runs a query and calls each for every row.
+func queryRows(ctx context.Context, tx *sql.Tx, q string, args []any, each func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
 			return err
 		}
-		if hadSparse {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM acks WHERE user_id = ? AND topic_id = ? AND seq <= ?`,
-				k.user, k.topic, newMark); err != nil {
-				return err
-			}
-		}
 	}
-	// Remember the new acks still above the mark.
-	var q strings.Builder
-	var args []any
-	for seq, isNew := range seqs {
-		if !isNew || seq <= newMark {
-			continue
-		}
-		if len(args) > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteString("(?,?,?)")
-		args = append(args, k.user, k.topic, seq)
-	}
-	if len(args) > 0 {
-		if _, err := tx.ExecContext(ctx, s.d.insertIgnore+` INTO acks (user_id, topic_id, seq) VALUES `+q.String(), args...); err != nil {
+	return rows.Err()
+}
+
+func eachChunk(args []any, size int, fn func([]any) error) error {
+	for start := 0; start < len(args); start += size {
+		if err := fn(args[start:min(start+size, len(args))]); err != nil {
 			return err
 		}
 	}

@@ -280,6 +280,11 @@ type messageResult struct {
 	Message *Message `json:"message"`
 }
 
+func (r messageResult) appendFields(b []byte) []byte {
+	b = append(b, `,"message":`...)
+	return r.Message.appendJSON(b)
+}
+
 // textAndCID reads the fields every message request has.
 func textAndCID(r *Request) (text, cid string, perr *ProtoError) {
 	if text, perr = str(r.f.Text, "text"); perr != nil {

@@ -369,6 +369,9 @@ func replyHead(b []byte, typ string, rid json.RawMessage) []byte {
 func okReply(typ string, rid json.RawMessage, result any) ([]byte, error) {
 	b := replyHead(make([]byte, 0, 128), typ, rid)
 	b = append(b, `,"ok":true`...)
+	if fa, ok := result.(fieldAppender); ok {
+		return append(fa.appendFields(b), "}\n"...), nil
+	}
 	if result != nil {
 		fields, err := marshalNoEscape(result)
 		if err != nil {
@@ -380,6 +383,12 @@ func okReply(typ string, rid json.RawMessage, result any) ([]byte, error) {
 		}
 	}
 	return append(b, "}\n"...), nil
+}
+
+// fieldAppender is a result that writes its own fields (",k":v...), for the
+// replies on the hot path.
+type fieldAppender interface {
+	appendFields(b []byte) []byte
 }
 
 // errReply encodes a failed reply.
