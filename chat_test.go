@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -705,27 +706,60 @@ func TestSlowConsumer(t *testing.T) {
 }
 
 func TestLargeBacklog(t *testing.T) {
-	// The backlog at login is not bounded by -send-queue.
-	ts := startServer(t, sqliteURL(t), func(c *Config) { c.SendQueue = 8 })
-	a := newUser(t, ts.addr, "blk")
-	b := newUser(t, ts.addr, "blkb")
-	b.must("logout", nil)
-	const n = 1500
-	var sb strings.Builder
-	for i := range n {
-		fmt.Fprintf(&sb, `{"type":"chat","rid":%d,"to":%d,"text":"b%d"}`+"\n", i+1000, b.user, i)
-	}
-	a.sendRaw(sb.String())
-	for i := range n {
-		if f := a.next(20 * time.Second); !f.ok() {
-			t.Fatalf("chat %d: %v", i, f)
+	// The backlog at login is not bounded by -send-queue, and a backlog of
+	// many pages from several conversations comes merged, oldest first.
+	forEachStore(t, func(t *testing.T, db string) {
+		ts := startServer(t, db, func(c *Config) { c.SendQueue = 8 })
+		a := newUser(t, ts.addr, "blk")
+		b := newUser(t, ts.addr, "blkb")
+		c := newUser(t, ts.addr, "blkc")
+		g := c.must("create_group", map[string]any{"name": "blkg"}).obj("group").num("id")
+		b.must("join_group", map[string]any{"group": g})
+		b.must("logout", nil)
+		const n = 700 // per sender and kind: several pages in all
+		send := func(x *client, mixed bool) {
+			var sb strings.Builder
+			count := n
+			if mixed {
+				count = 2 * n
+			}
+			for i := range count {
+				if mixed && i%2 == 1 {
+					fmt.Fprintf(&sb, `{"type":"group_chat","rid":%d,"group":%d,"text":"g%d"}`+"\n", i+1000, g, i)
+				} else {
+					fmt.Fprintf(&sb, `{"type":"chat","rid":%d,"to":%d,"text":"p%d"}`+"\n", i+1000, b.user, i)
+				}
+			}
+			x.sendRaw(sb.String())
+			for i := range count {
+				if f := x.reply(i + 1000); !f.ok() {
+					t.Errorf("request %d: %v", i, f)
+					return
+				}
+			}
 		}
-	}
-	b2, _ := loginAs(t, ts.addr, b.user)
-	msgs := b2.messages(n, 30*time.Second)
-	if msgs[0].str("text") != "b0" || msgs[n-1].str("text") != fmt.Sprint("b", n-1) {
-		t.Fatalf("backlog order: first %v last %v", msgs[0], msgs[n-1])
-	}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); send(a, false) }()
+		go func() { defer wg.Done(); send(c, true) }()
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		b2, _ := loginAs(t, ts.addr, b.user)
+		msgs := b2.messages(3*n, 60*time.Second)
+		seen := map[int64]bool{}
+		for i, m := range msgs {
+			if i > 0 && m.num("id") <= msgs[i-1].num("id") {
+				t.Fatalf("backlog out of order at %d: %d after %d", i, m.num("id"), msgs[i-1].num("id"))
+			}
+			seen[m.num("id")] = true
+		}
+		if len(seen) != 3*n {
+			t.Fatalf("%d distinct messages, want %d", len(seen), 3*n)
+		}
+		b2.quiet("message", 200*time.Millisecond)
+	})
 }
 
 func TestRestartDurability(t *testing.T) {

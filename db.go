@@ -916,6 +916,40 @@ func (s *Store) Pending(ctx context.Context, u, after int64, limit int) ([]*Mess
 	return s.messages(ctx, "pending", rows, err)
 }
 
+// topicMark is a member's ack mark in one topic.
+type topicMark struct{ topic, mark int64 }
+
+// PendingTopics lists u's topics that have messages above u's mark.
+func (s *Store) PendingTopics(ctx context.Context, u int64) ([]topicMark, error) {
+	defer s.observe("pending_topics", time.Now())
+	rows, err := s.db.QueryContext(ctx, `SELECT mb.topic_id, mb.acked_seq FROM members mb JOIN topics t ON t.id = mb.topic_id
+		WHERE mb.user_id = ? AND t.last_seq > mb.acked_seq ORDER BY mb.topic_id`, u)
+	if err != nil {
+		return nil, s.wrap("pending topics", err)
+	}
+	defer rows.Close()
+	var out []topicMark
+	for rows.Next() {
+		var m topicMark
+		if err := rows.Scan(&m.topic, &m.mark); err != nil {
+			return nil, s.wrap("pending topics", err)
+		}
+		out = append(out, m)
+	}
+	return out, s.wrap("pending topics", rows.Err())
+}
+
+// PendingIn returns up to limit of u's pending messages in one topic with
+// seqs above afterSeq and ids above afterID, in order.
+func (s *Store) PendingIn(ctx context.Context, u, topic, afterSeq, afterID int64, limit int) ([]*Message, error) {
+	defer s.observe("pending_in", time.Now())
+	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m JOIN users u ON u.id = m.sender_id
+		WHERE m.topic_id = ? AND m.seq > ? AND m.id > ? AND m.sender_id <> ?
+		  AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.user_id = ? AND a.topic_id = m.topic_id AND a.seq = m.seq)
+		ORDER BY m.seq LIMIT ?`, topic, afterSeq, afterID, u, u, limit)
+	return s.messages(ctx, "pending in", rows, err)
+}
+
 // History returns the newest limit messages of topic with ids below before
 // (all when before is 0), oldest first.
 func (s *Store) History(ctx context.Context, topic, before int64, limit int) ([]*Message, error) {

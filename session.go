@@ -154,42 +154,6 @@ func (c *conn) endSession(ctx context.Context, s *session) {
 	}
 }
 
-// streamBacklog pushes every message pending for the session's user, oldest
-// first, as fast as the connection drains. It retries while the store is
-// down, until it has sent everything or the session ends.
-func (c *conn) streamBacklog(ctx context.Context, s *session) {
-	const page = 256
-	var after int64
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		qctx, cancel := context.WithTimeout(ctx, storeTimeout)
-		msgs, err := c.srv.store.Pending(qctx, s.user.ID, after, page)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				c.log.Warn("load pending messages", "user", s.user.ID, "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		for _, m := range msgs {
-			if !c.enqueue(outFrame{b: messagePush(m)}, s) {
-				return
-			}
-			c.srv.metrics.messagesPushed.Add(1)
-			after = m.ID
-		}
-		if len(msgs) < page {
-			return
-		}
-	}
-}
-
 // userLocks serialise the logins and logouts of one user on this node. They
 // are striped: a user's stripe is held only around its presence change.
 type userLocks [64]sync.Mutex

@@ -214,10 +214,13 @@ func dial(t testing.TB, addr string) *client {
 
 func (c *client) readLoop() {
 	defer close(c.frames)
-	sc := bufio.NewScanner(c.nc)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	br := bufio.NewReader(c.nc)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return // a partial last line is a connection cut mid-frame
+		}
+		line = strings.TrimSuffix(line, "\n")
 		d := json.NewDecoder(strings.NewReader(line))
 		d.UseNumber()
 		var f frame
