@@ -115,6 +115,7 @@ func (h *cursorHeap) Pop() any {
 // first, as fast as the connection drains. It retries while the store is
 // down, until it has sent everything or the session ends.
 func (c *conn) streamBacklog(ctx context.Context, s *session) {
+	defer close(s.backlogDone)
 	b := &backlog{store: c.srv.store, user: s.user.ID}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {

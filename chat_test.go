@@ -887,3 +887,31 @@ func TestPushesFollowTheSession(t *testing.T) {
 		t.Fatal("the flood never reached b: the test proves nothing")
 	}
 }
+
+func TestHalfClosedClientGetsItsBacklog(t *testing.T) {
+	// printf '{"type":"login",...}\n' | nc host port: the client closes its
+	// side after the login, and still reads the reply and the backlog.
+	ts := startServer(t, sqliteURL(t))
+	a := newUser(t, ts.addr, "hc")
+	b := newUser(t, ts.addr, "hcb")
+	b.must("logout", nil)
+	for i := range 300 {
+		a.must("chat", map[string]any{"to": b.user, "text": fmt.Sprint("while away ", i)})
+	}
+	nc, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, `{"type":"login","id":%d,"password":%q}`+"\n", b.user, testPassword)
+	nc.(*net.TCPConn).CloseWrite()
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	sc := bufio.NewScanner(nc)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) != 301 || !strings.Contains(lines[0], `"type":"login"`) || !strings.Contains(lines[300], "while away 299") {
+		t.Fatalf("got %d lines (want the login reply and 300 messages), then the server closed; first %q", len(lines), lines[:min(1, len(lines))])
+	}
+}

@@ -111,9 +111,17 @@ func (c *conn) serve() {
 		defer close(writerDone)
 		c.writeLoop()
 	}()
-	final := c.readLoop()
+	final, eof := c.readLoop()
 	c.waitPending()
 	if s := c.sess.Load(); s != nil {
+		if eof {
+			// A client that half-closed after logging in (printf ... | nc)
+			// still gets its backlog, as it would its replies.
+			select {
+			case <-s.backlogDone:
+			case <-c.dead:
+			}
+		}
 		c.endSession(context.Background(), s)
 	}
 	if c.srv.closing.Load() {
@@ -127,20 +135,21 @@ func (c *conn) serve() {
 }
 
 // readLoop reads frames until EOF, an error, the idle timeout or shutdown.
-// It returns a last frame to send before closing, if any.
-func (c *conn) readLoop() []byte {
+// It returns a last frame to send before closing, if any, and whether the
+// client closed its side cleanly.
+func (c *conn) readLoop() (last []byte, eof bool) {
 	br := bufio.NewReaderSize(c.nc, readBufSize)
 	var long []byte // a frame longer than the read buffer, gathered
 	max := c.srv.cfg.MaxFrame
 	for {
 		if c.srv.closing.Load() {
-			return nil
+			return nil, false
 		}
 		c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
 		chunk, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			if len(long)+len(chunk) > max+1 { // +1: a '\r' before '\n' is not counted
-				return c.tooLarge()
+				return c.tooLarge(), false
 			}
 			long = append(long, chunk...)
 			continue
@@ -155,7 +164,7 @@ func (c *conn) readLoop() []byte {
 				}
 			}
 			c.logReadEnd(err)
-			return nil
+			return nil, errors.Is(err, io.EOF)
 		}
 		line := chunk[:len(chunk)-1]
 		if long != nil {
@@ -163,11 +172,11 @@ func (c *conn) readLoop() []byte {
 			long = nil
 		}
 		if n := len(bytes.TrimSuffix(line, []byte{'\r'})); n > max {
-			return c.tooLarge()
+			return c.tooLarge(), false
 		}
 		c.handleLine(line)
 		if c.isDraining() {
-			return nil
+			return nil, false
 		}
 	}
 }

@@ -12,9 +12,11 @@ type session struct {
 	ref     SessionRef
 	limiter rateLimiter // reader goroutine only
 	cancel  func()      // stops the backlog streamer
-	mu      sync.Mutex  // guards the sets below
-	friends map[int64]bool
-	groups  map[int64]bool // groups the user is a member of
+	// backlogDone is closed when the backlog streamer has finished.
+	backlogDone chan struct{}
+	mu          sync.Mutex // guards the sets below
+	friends     map[int64]bool
+	groups      map[int64]bool // groups the user is a member of
 }
 
 func (s *session) addFriend(id int64) {
@@ -97,6 +99,8 @@ func (c *conn) startSession(ctx context.Context, u User, friends []User, groups 
 		limiter: newRateLimiter(srv.cfg.Rate),
 		friends: make(map[int64]bool, len(friends)),
 		groups:  make(map[int64]bool, len(groups)),
+
+		backlogDone: make(chan struct{}),
 	}
 	for _, f := range friends {
 		s.friends[f.ID] = true
