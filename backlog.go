@@ -114,8 +114,10 @@ func (h *cursorHeap) Pop() any {
 // streamBacklog pushes every message pending for the session's user, oldest
 // first, as fast as the connection drains. It retries while the store is
 // down, until it has sent everything or the session ends.
-func (c *conn) streamBacklog(ctx context.Context, s *session) {
-	defer close(s.backlogDone)
+func (c *conn) streamBacklog(ctx context.Context, s *session, done chan struct{}) {
+	if done != nil {
+		defer close(done)
+	}
 	b := &backlog{store: c.srv.store, user: s.user.ID}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {

@@ -28,7 +28,8 @@ var cmdDefaults = Config{
 	Listen:      ":6000",
 	DB:          "sqlite:chat.db",
 	Redis:       "",
-	Node:        ":6000", // the listen address
+	RedisPrefix: "chat",
+	Node:        cmdNode("6000"), // the listen address, with this host's name when it has none
 	Admin:       "",
 	IdleTimeout: 90 * time.Second,
 	MaxFrame:    65536,
@@ -36,6 +37,11 @@ var cmdDefaults = Config{
 	Rate:        100,
 	BcryptCost:  bcrypt.DefaultCost,
 	LogLevel:    "info",
+}
+
+func cmdNode(port string) string {
+	h, _ := os.Hostname()
+	return net.JoinHostPort(h, port)
 }
 
 func cmdEnv(env map[string]string) func(string) string {
@@ -67,10 +73,12 @@ func TestParseConfig(t *testing.T) {
 			want: with(func(c *Config) { c.Listen, c.Node = "127.0.0.1:7000", "127.0.0.1:7000" })},
 		{name: "-db mysql", args: []string{"-db", dsn}, want: with(func(c *Config) { c.DB = dsn })},
 		{name: "-db sqlite", args: []string{"-db", "sqlite:/tmp/x.db"}, want: with(func(c *Config) { c.DB = "sqlite:/tmp/x.db" })},
-		{name: "-redis", args: []string{"-redis", "127.0.0.1:6379"}, want: with(func(c *Config) { c.Redis = "127.0.0.1:6379" })},
+		{name: "-redis", args: []string{"-redis", "127.0.0.1:6379", "-db", dsn}, want: with(func(c *Config) { c.Redis, c.DB = "127.0.0.1:6379", dsn })},
+		{name: "-redis-prefix", args: []string{"-redis-prefix", "c2"}, want: with(func(c *Config) { c.RedisPrefix = "c2" })},
 		{name: "-node", args: []string{"-node", "n1"}, want: with(func(c *Config) { c.Node = "n1" })},
 		{name: "-node and -listen", args: []string{"-listen", ":7001", "-node", "n1"},
 			want: with(func(c *Config) { c.Listen, c.Node = ":7001", "n1" })},
+		{name: "-redis with sqlite", args: []string{"-redis", "127.0.0.1:6379"}, err: "-redis needs -db mysql"},
 		{name: "-admin", args: []string{"-admin", "127.0.0.1:9100"}, want: with(func(c *Config) { c.Admin = "127.0.0.1:9100" })},
 		{name: "-idle-timeout", args: []string{"-idle-timeout", "1m30s500ms"},
 			want: with(func(c *Config) { c.IdleTimeout = 90*time.Second + 500*time.Millisecond })},
@@ -83,14 +91,14 @@ func TestParseConfig(t *testing.T) {
 		{name: "-log-level", args: []string{"-log-level", "debug"}, want: with(func(c *Config) { c.LogLevel = "debug" })},
 		{name: "every flag", args: []string{"-listen", ":1", "-db", dsn, "-redis", "r:1", "-node", "n", "-admin", ":2",
 			"-idle-timeout", "3s", "-max-frame", "300", "-send-queue", "4", "-rate", "5", "-bcrypt-cost", "6", "-log-level", "warn"},
-			want: Config{Listen: ":1", DB: dsn, Redis: "r:1", Node: "n", Admin: ":2", IdleTimeout: 3 * time.Second,
+			want: Config{Listen: ":1", DB: dsn, Redis: "r:1", RedisPrefix: "chat", Node: "n", Admin: ":2", IdleTimeout: 3 * time.Second,
 				MaxFrame: 300, SendQueue: 4, Rate: 5, BcryptCost: 6, LogLevel: "warn"}},
 
 		// Each variable.
 		{name: "CHAT_LISTEN", env: map[string]string{"CHAT_LISTEN": "127.0.0.1:7000"},
 			want: with(func(c *Config) { c.Listen, c.Node = "127.0.0.1:7000", "127.0.0.1:7000" })},
 		{name: "CHAT_DB", env: map[string]string{"CHAT_DB": dsn}, want: with(func(c *Config) { c.DB = dsn })},
-		{name: "CHAT_REDIS", env: map[string]string{"CHAT_REDIS": "127.0.0.1:6379"}, want: with(func(c *Config) { c.Redis = "127.0.0.1:6379" })},
+		{name: "CHAT_REDIS", env: map[string]string{"CHAT_REDIS": "127.0.0.1:6379", "CHAT_DB": dsn}, want: with(func(c *Config) { c.Redis, c.DB = "127.0.0.1:6379", dsn })},
 		{name: "CHAT_NODE", env: map[string]string{"CHAT_NODE": "n1"}, want: with(func(c *Config) { c.Node = "n1" })},
 		{name: "CHAT_ADMIN", env: map[string]string{"CHAT_ADMIN": ":9100"}, want: with(func(c *Config) { c.Admin = ":9100" })},
 		{name: "CHAT_IDLE_TIMEOUT", env: map[string]string{"CHAT_IDLE_TIMEOUT": "2m"}, want: with(func(c *Config) { c.IdleTimeout = 2 * time.Minute })},
@@ -102,7 +110,7 @@ func TestParseConfig(t *testing.T) {
 
 		// A flag wins over its variable, whatever their order.
 		{name: "flag over CHAT_LISTEN", args: []string{"-listen", ":7002"}, env: map[string]string{"CHAT_LISTEN": ":7001"},
-			want: with(func(c *Config) { c.Listen, c.Node = ":7002", ":7002" })},
+			want: with(func(c *Config) { c.Listen, c.Node = ":7002", cmdNode("7002") })},
 		{name: "flag over CHAT_DB", args: []string{"-db", "sqlite:b.db"}, env: map[string]string{"CHAT_DB": "sqlite:a.db"},
 			want: with(func(c *Config) { c.DB = "sqlite:b.db" })},
 		{name: "flag over CHAT_IDLE_TIMEOUT", args: []string{"-idle-timeout", "1s"}, env: map[string]string{"CHAT_IDLE_TIMEOUT": "1h"},

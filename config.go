@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ type Config struct {
 	Listen      string
 	DB          string
 	Redis       string
+	RedisPrefix string
 	Node        string
 	Admin       string
 	IdleTimeout time.Duration
@@ -36,6 +39,7 @@ func defaultConfig() Config {
 		Rate:        100,
 		BcryptCost:  bcrypt.DefaultCost,
 		LogLevel:    "info",
+		RedisPrefix: "chat",
 	}
 }
 
@@ -52,6 +56,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "TCP address for clients")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "store: sqlite:PATH (embedded, single node) or mysql:DSN")
 	fs.StringVar(&cfg.Redis, "redis", cfg.Redis, "Redis address host:port; empty means one node with in-process routing")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", cfg.RedisPrefix, "prefix of this cluster's Redis keys and channels (clusters sharing a Redis need different ones)")
 	fs.StringVar(&cfg.Node, "node", cfg.Node, "this node's name in the cluster (default: the listen address)")
 	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "HTTP address serving /healthz and /metrics (empty: off)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a connection silent for this long")
@@ -100,11 +105,26 @@ func (c *Config) validate() error {
 	case c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost:
 		return fmt.Errorf("-bcrypt-cost must be %d-%d", bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	if _, _, err := splitDBURL(c.DB); err != nil {
+	kind, _, err := splitDBURL(c.DB)
+	if err != nil {
 		return err
 	}
+	if c.Redis != "" && kind != "mysql" {
+		return errors.New("-redis needs -db mysql:DSN: an embedded SQLite store cannot be shared by several nodes")
+	}
+	if c.RedisPrefix == "" || strings.ContainsAny(c.RedisPrefix, " \n") {
+		return errors.New("-redis-prefix must be a non-empty word")
+	}
 	if c.Node == "" {
+		// The listen address names the node; an address without a host
+		// (":6000") gets this machine's name, so that nodes on two hosts
+		// listening on the same port are still two nodes.
 		c.Node = c.Listen
+		if host, port, err := net.SplitHostPort(c.Listen); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+			if name, err := os.Hostname(); err == nil {
+				c.Node = net.JoinHostPort(name, port)
+			}
+		}
 	}
 	return nil
 }

@@ -218,8 +218,7 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	}
 	user := acct.User
 	user.Online = boolPtr(true)
-	bctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return response{
 		result: struct {
 			User    User    `json:"user"`
@@ -228,7 +227,7 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 		}{user, friends, groups},
 		after: func() {
 			c.releasePushes()
-			go c.streamBacklog(bctx, s)
+			go c.streamBacklog(s.ctx, s, s.backlogDone)
 		},
 	}
 }

@@ -24,6 +24,12 @@ type Metrics struct {
 	kicked           atomic.Int64
 	storeBatches     atomic.Int64
 	storeBatched     atomic.Int64 // items over all batches
+	redisPublished   atomic.Int64 // envelopes published to other nodes
+	redisReceived    atomic.Int64 // envelopes received from other nodes
+	redisErrors      atomic.Int64
+	redisDropped     atomic.Int64 // pushes not sent while Redis was out of reach
+	redisReconnects  atomic.Int64
+	redisSubscribed  atomic.Int64 // 1 while this node's channel is subscribed
 	requests         counterVec   // by type
 	errors           counterVec   // by type and code
 	storeLatency     histogramVec // by op
@@ -157,6 +163,12 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	counter("chat_sessions_kicked_total", "Sessions closed by a newer login of the same user.", m.kicked.Load())
 	counter("chat_store_batches_total", "Group-commit transactions.", m.storeBatches.Load())
 	counter("chat_store_batched_items_total", "Requests carried by group-commit transactions.", m.storeBatched.Load())
+	counter("chat_redis_published_total", "Envelopes of pushes published to other nodes (one per node per batch).", m.redisPublished.Load())
+	counter("chat_redis_received_total", "Envelopes of pushes received from other nodes.", m.redisReceived.Load())
+	counter("chat_redis_errors_total", "Failed Redis operations (publish, heartbeat).", m.redisErrors.Load())
+	counter("chat_redis_dropped_total", "Pushes not published while Redis was unreachable (messages among them are pushed again later).", m.redisDropped.Load())
+	counter("chat_redis_reconnects_total", "Times the subscription to this node's channel was lost.", m.redisReconnects.Load())
+	gauge("chat_redis_subscribed", "1 while this node's Redis channel is subscribed (cluster mode).", m.redisSubscribed.Load())
 	m.requests.write(w, "chat_requests_total", "Requests by type.")
 	m.errors.write(w, "chat_errors_total", "Failed replies by request type and error code.")
 	m.storeLatency.write(w, "chat_store_seconds", "Store operation latency by operation.")

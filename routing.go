@@ -22,7 +22,7 @@ type Presence interface {
 	Claim(ctx context.Context, u User, sess SessionRef) (prev *SessionRef, err error)
 	// Release ends the claim if sess still holds it. It reports false when a
 	// newer session has taken over: the user is still online.
-	Release(ctx context.Context, user int64, sess SessionRef) (bool, error)
+	Release(ctx context.Context, u User, sess SessionRef) (bool, error)
 	// Online lists up to limit online users, by id, and how many there are.
 	Online(ctx context.Context, limit int) ([]User, int, error)
 	// AreOnline tells which of ids are online.
@@ -64,22 +64,40 @@ type hub struct {
 	mu     sync.RWMutex // guards the maps; held only for map operations
 	users  map[int64]*conn
 	groups map[int64]map[*conn]struct{}
+	// onCount, if set, learns how many local members a group has after
+	// each change (the cluster publishes it); called without the lock.
+	onCount func(group int64, n int)
 }
 
 func newHub() *hub {
 	return &hub{users: map[int64]*conn{}, groups: map[int64]map[*conn]struct{}{}}
 }
 
+type groupCount struct {
+	group int64
+	n     int
+}
+
+func (h *hub) report(counts []groupCount) {
+	if h.onCount != nil {
+		for _, c := range counts {
+			h.onCount(c.group, c.n)
+		}
+	}
+}
+
 // register makes c the local session of user, returning the local session it
 // replaced, if any.
 func (h *hub) register(user int64, c *conn, groups []int64) *conn {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	prev := h.users[user]
 	h.users[user] = c
+	counts := make([]groupCount, 0, len(groups))
 	for _, g := range groups {
-		h.subscribeLocked(g, c)
+		counts = append(counts, groupCount{g, h.subscribeLocked(g, c)})
 	}
+	h.mu.Unlock()
+	h.report(counts)
 	return prev
 }
 
@@ -87,43 +105,79 @@ func (h *hub) register(user int64, c *conn, groups []int64) *conn {
 // session of the same user in place.
 func (h *hub) unregister(user int64, c *conn, groups []int64) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.users[user] == c {
 		delete(h.users, user)
 	}
+	counts := make([]groupCount, 0, len(groups))
 	for _, g := range groups {
-		h.unsubscribeLocked(g, c)
+		counts = append(counts, groupCount{g, h.unsubscribeLocked(g, c)})
 	}
+	h.mu.Unlock()
+	h.report(counts)
 }
 
 func (h *hub) subscribe(g int64, c *conn) {
 	h.mu.Lock()
-	h.subscribeLocked(g, c)
+	n := h.subscribeLocked(g, c)
 	h.mu.Unlock()
+	h.report([]groupCount{{g, n}})
 }
 
 func (h *hub) unsubscribe(g int64, c *conn) {
 	h.mu.Lock()
-	h.unsubscribeLocked(g, c)
+	n := h.unsubscribeLocked(g, c)
 	h.mu.Unlock()
+	h.report([]groupCount{{g, n}})
 }
 
-func (h *hub) subscribeLocked(g int64, c *conn) {
+func (h *hub) subscribeLocked(g int64, c *conn) int {
 	set := h.groups[g]
 	if set == nil {
 		set = map[*conn]struct{}{}
 		h.groups[g] = set
 	}
 	set[c] = struct{}{}
+	return len(set)
 }
 
-func (h *hub) unsubscribeLocked(g int64, c *conn) {
-	if set := h.groups[g]; set != nil {
-		delete(set, c)
-		if len(set) == 0 {
-			delete(h.groups, g)
+func (h *hub) unsubscribeLocked(g int64, c *conn) int {
+	set := h.groups[g]
+	if set == nil {
+		return 0
+	}
+	delete(set, c)
+	if len(set) == 0 {
+		delete(h.groups, g)
+	}
+	return len(set)
+}
+
+// snapshot returns the local sessions and each group's local member count.
+func (h *hub) snapshot() ([]*session, map[int64]int) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	sessions := make([]*session, 0, len(h.users))
+	for _, c := range h.users {
+		if s := c.sess.Load(); s != nil {
+			sessions = append(sessions, s)
 		}
 	}
+	counts := make(map[int64]int, len(h.groups))
+	for g, set := range h.groups {
+		counts[g] = len(set)
+	}
+	return sessions, counts
+}
+
+// conns returns the local sessions' connections.
+func (h *hub) conns() []*conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*conn, 0, len(h.users))
+	for _, c := range h.users {
+		out = append(out, c)
+	}
+	return out
 }
 
 func (h *hub) session(user int64) *conn {
@@ -195,11 +249,11 @@ func (p *localPresence) Claim(_ context.Context, u User, sess SessionRef) (*Sess
 	return nil, nil
 }
 
-func (p *localPresence) Release(_ context.Context, user int64, sess SessionRef) (bool, error) {
+func (p *localPresence) Release(_ context.Context, u User, sess SessionRef) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e, ok := p.users[user]; ok && e.sess == sess {
-		delete(p.users, user)
+	if e, ok := p.users[u.ID]; ok && e.sess == sess {
+		delete(p.users, u.ID)
 		return true, nil
 	}
 	return false, nil

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +35,8 @@ type Server struct {
 	presence Presence
 	router   Router
 	dir      directory
+	cluster  *redisCluster // nil on a single node
+	boot     string        // this run of the node, for its heartbeat
 
 	chats *batcher[*chatItem]
 	acks  *batcher[*ackItem]
@@ -60,9 +64,6 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Redis != "" {
-		return nil, errors.New("-redis: clustering is not available in this build yet; run one node without -redis")
-	}
 	m := newMetrics()
 	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -82,6 +83,19 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 		conns:    map[*conn]struct{}{},
 	}
 	s.dir.store = store
+	// Session ids must not repeat across restarts of a node: presence in
+	// Redis may still name a session of the previous run.
+	s.nextID.Store(uint64(time.Now().UnixNano()))
+	s.boot = strconv.FormatInt(time.Now().UnixNano(), 36)
+	if cfg.Redis != "" {
+		rc, err := newRedisCluster(s, cfg.Redis, cfg.RedisPrefix)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		s.cluster, s.presence, s.router = rc, rc, rc
+		h.onCount = rc.groupCount
+	}
 	// SQLite has one writer: more shards would only queue on its lock.
 	// MySQL overlaps transactions. Chats are sharded by sender, so that one
 	// sender's messages are stored and routed in the order sent, whatever
@@ -92,6 +106,9 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 	}
 	s.chats = newBatcher(shards, 2000, func(it *chatItem) uint64 { return uint64(it.msg.From) }, s.storeChats)
 	s.acks = newBatcher(shards, 2000, func(it *ackItem) uint64 { return uint64(it.user) }, s.storeAcks)
+	if s.cluster != nil {
+		s.cluster.start()
+	}
 	return s, nil
 }
 
@@ -209,6 +226,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.chats.close()
 	s.acks.close()
+	if s.cluster != nil {
+		s.cluster.close() // our users' presence goes at once, not at expiry
+	}
 	if admin != nil {
 		admin.Close()
 	}
@@ -276,6 +296,10 @@ func (s *Server) adminHandler() http.Handler {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
 		}
+		if s.cluster != nil && !s.cluster.healthy() {
+			http.Error(w, "redis subscription down", http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
@@ -319,4 +343,41 @@ func (s *idSet) take(id int64) bool {
 	}
 	delete(s.ids, id)
 	return true
+}
+
+// redeliverAll pushes every local session what is pending for it, as at a
+// login. The cluster calls it when its subscription comes back: pushes
+// published to this node meanwhile were lost.
+func (s *Server) redeliverAll() {
+	for _, c := range s.hub.conns() {
+		if sess := c.sess.Load(); sess != nil {
+			go c.streamBacklog(sess.ctx, sess, nil)
+		}
+	}
+}
+
+// announceOffline tells the friends of users whose node died that they are
+// offline. gone holds "user\x1fclaim" entries from the cluster's reaper.
+func (s *Server) announceOffline(gone []string) {
+	for _, g := range gone {
+		id, claim, _ := strings.Cut(g, sep)
+		uid, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			continue
+		}
+		_, _, name := parseClaim(claim)
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		friends, err := s.store.Friends(ctx, uid)
+		cancel()
+		if err != nil {
+			s.log.Warn("friends of a user gone with its node", "user", uid, "err", err)
+			continue
+		}
+		p := &Push{Frame: pushFrame("presence", struct {
+			User User `json:"user"`
+		}{User{ID: uid, Name: name, Online: boolPtr(false)}})}
+		for _, f := range friends {
+			s.router.ToUser(f.ID, p)
+		}
+	}
 }

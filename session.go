@@ -10,8 +10,9 @@ import (
 type session struct {
 	user    User
 	ref     SessionRef
-	limiter rateLimiter // reader goroutine only
-	cancel  func()      // stops the backlog streamer
+	limiter rateLimiter     // reader goroutine only
+	ctx     context.Context // ends with the session
+	cancel  func()          // ends ctx
 	// backlogDone is closed when the backlog streamer has finished.
 	backlogDone chan struct{}
 	mu          sync.Mutex // guards the sets below
@@ -147,7 +148,7 @@ func (c *conn) endSession(ctx context.Context, s *session) {
 	defer cancel()
 	unlock := srv.lockUser(s.user.ID)
 	srv.hub.unregister(s.user.ID, c, s.groupIDs())
-	released, err := srv.presence.Release(ctx, s.user.ID, s.ref)
+	released, err := srv.presence.Release(ctx, s.user, s.ref)
 	unlock()
 	if err != nil {
 		c.log.Warn("release presence", "user", s.user.ID, "err", err)

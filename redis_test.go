@@ -1,0 +1,302 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// In-process clusters: several nodes in this test process over one MySQL
+// database and one Redis, each client on a known node. (cluster_test.go
+// runs real processes behind nginx.)
+
+// redisAddr returns CHAT_TEST_REDIS, skipping (or failing under
+// CHAT_TEST_REQUIRE) when it is unset.
+func redisAddr(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("CHAT_TEST_REDIS")
+	if addr == "" {
+		if os.Getenv("CHAT_TEST_REQUIRE") != "" {
+			t.Fatal("CHAT_TEST_REDIS is not set but CHAT_TEST_REQUIRE is: run scripts/test.sh")
+		}
+		t.Skip("CHAT_TEST_REDIS not set: skipping the cluster tests (scripts/test.sh runs them)")
+	}
+	return addr
+}
+
+// startCluster starts n nodes sharing a fresh database and a fresh key
+// prefix in redis (CHAT_TEST_REDIS when redis is "").
+func startCluster(t *testing.T, n int, redis string, edit ...func(*Config)) []*testServer {
+	t.Helper()
+	if redis == "" {
+		redis = redisAddr(t)
+	}
+	db := mysqlURL(t)
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	prefix := "chattest" + hex.EncodeToString(rnd[:])
+	var nodes []*testServer
+	for i := range n {
+		nodes = append(nodes, startServer(t, db, append([]func(*Config){func(c *Config) {
+			c.Redis, c.RedisPrefix, c.Node = redis, prefix, fmt.Sprintf("node%d", i+1)
+		}}, edit...)...))
+	}
+	return nodes
+}
+
+func TestClusterInProcess(t *testing.T) {
+	nodes := startCluster(t, 3, "")
+	a := newUser(t, nodes[0].addr, "ca")
+	b := newUser(t, nodes[1].addr, "cb")
+	c := newUser(t, nodes[2].addr, "cc")
+
+	{ // chat across nodes
+		m := a.must("chat", map[string]any{"to": b.user, "text": "across"}).obj("message")
+		if got := b.messages(1, 5*time.Second)[0]; got.num("id") != m.num("id") {
+			t.Fatalf("got %v", got)
+		}
+		b.must("ack", map[string]any{"ids": []int64{m.num("id")}})
+	}
+	{ // friends and presence across nodes
+		a.must("add_friend", map[string]any{"friend": c.user})
+		if f := c.push("friend_added", 5*time.Second).obj("friend"); f.num("id") != a.user {
+			t.Fatalf("friend_added: %v", f)
+		}
+		c.must("logout", nil)
+		if p := a.push("presence", 5*time.Second).obj("user"); p.num("id") != c.user || p["online"] != false {
+			t.Fatalf("presence: %v", p)
+		}
+		c2, _ := loginAs(t, nodes[2].addr, c.user)
+		if p := a.push("presence", 5*time.Second).obj("user"); p["online"] != true {
+			t.Fatalf("presence: %v", p)
+		}
+		c = c2
+		if u := b.must("whois", map[string]any{"id": c.user}).obj("user"); u["online"] != true {
+			t.Fatalf("whois across nodes: %v", u)
+		}
+	}
+	{ // online lists every node
+		f := b.must("online", nil)
+		if f.num("total") != 3 || len(f.list("users")) != 3 {
+			t.Fatalf("online: %v", f)
+		}
+	}
+	{ // group across nodes
+		g := a.must("create_group", map[string]any{"name": "cluster"}).obj("group").num("id")
+		b.must("join_group", map[string]any{"group": g})
+		if j := a.push("member_joined", 5*time.Second); j.obj("user").num("id") != b.user {
+			t.Fatalf("member_joined: %v", j)
+		}
+		jc := c.must("join_group", map[string]any{"group": g}).obj("group")
+		for _, m := range jc.list("members") {
+			if m["online"] != true {
+				t.Fatalf("member online flags across nodes: %v", jc)
+			}
+		}
+		a.push("member_joined", 5*time.Second)
+		b.push("member_joined", 5*time.Second)
+		m := b.must("group_chat", map[string]any{"group": g, "text": "to all nodes"}).obj("message")
+		for _, x := range []*client{a, c} {
+			if got := x.messages(1, 5*time.Second)[0]; got.num("id") != m.num("id") {
+				t.Fatalf("group push: %v", got)
+			}
+			x.quiet("message", 100*time.Millisecond)
+		}
+		b.quiet("message", 100*time.Millisecond)
+	}
+	{ // kick across nodes
+		a2, _ := loginAs(t, nodes[2].addr, a.user)
+		got := a.closed(5 * time.Second)
+		if len(got) == 0 || got[len(got)-1].str("type") != "kicked" {
+			t.Fatalf("old session got %v", got)
+		}
+		c.quiet("presence", 300*time.Millisecond) // still online: no flapping
+		m := b.must("chat", map[string]any{"to": a.user, "text": "to the new session"}).obj("message")
+		var seen bool
+		for _, x := range a2.messages(1, 5*time.Second) {
+			seen = seen || x.num("id") == m.num("id")
+		}
+		if !seen {
+			// the backlog may come first; the live one follows
+			a2.messages(1, 5*time.Second)
+		}
+	}
+	var metrics string
+	{ // metrics
+		if nodes[0].srv.metrics.redisPublished.Load() == 0 || nodes[1].srv.metrics.redisReceived.Load() == 0 {
+			t.Fatal("no Redis traffic counted")
+		}
+		var sb strings.Builder
+		nodes[0].srv.metrics.WritePrometheus(&sb)
+		metrics = sb.String()
+		for _, want := range []string{"chat_redis_subscribed 1", "chat_redis_published_total", "chat_sessions "} {
+			if !strings.Contains(metrics, want) {
+				t.Fatalf("metrics lack %q", want)
+			}
+		}
+	}
+}
+
+func TestClusterNodeGone(t *testing.T) {
+	// A node that stops without cleaning up (as after kill -9): its users
+	// go offline everywhere within 30 s, and can log in again at once.
+	nodes := startCluster(t, 2, "")
+	a := newUser(t, nodes[0].addr, "gone")
+	z := newUser(t, nodes[0].addr, "lost")
+	b := newUser(t, nodes[1].addr, "stay")
+	b.must("add_friend", map[string]any{"friend": a.user})
+	a.push("friend_added", 5*time.Second)
+	b.must("add_friend", map[string]any{"friend": z.user})
+	z.push("friend_added", 5*time.Second)
+
+	// Crash node 1: stop its Redis loops and sockets without releasing.
+	crash := nodes[0].srv
+	nodes[0].srv = nil // no graceful stop at cleanup
+	t.Cleanup(func() { crash.store.Close() })
+	close(crash.cluster.stop)
+	crash.cluster.wg.Wait()
+	crash.cluster.pool.Close() // a dead process releases nothing
+	crash.mu.Lock()
+	crash.ln.Close()
+	for cn := range crash.conns {
+		cn.nc.Close()
+	}
+	crash.mu.Unlock()
+
+	// Log in again at once elsewhere.
+	start := time.Now()
+	a2, _ := loginAs(t, nodes[1].addr, a.user)
+	if f := b.must("online", nil); f.num("total") != 3 {
+		t.Fatalf("online after relogin: %v", f)
+	}
+	a2.must("logout", nil)
+	// z never comes back: it goes offline when node1's heartbeat expires.
+	for {
+		f := b.must("online", nil)
+		if f.num("total") == 1 {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the crashed node's user is still online after 30 s: %v", f)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("offline everywhere after %v", time.Since(start))
+	for {
+		p := b.push("presence", 5*time.Second).obj("user")
+		if p.num("id") == z.user && p["online"] == false {
+			break
+		}
+	}
+}
+
+// privateRedis starts a Redis of the test's own, which it may stop.
+func privateRedis(t *testing.T) (addr string, stop, start func()) {
+	t.Helper()
+	redisAddr(t) // the same gate as the other cluster tests
+	dir, err := os.MkdirTemp("", "chatredis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(cmdFreeAddr(t), "127.0.0.1:")
+	ctl := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command(filepath.Join("scripts", "redis.sh"), args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("redis.sh %v: %v\n%s", args, err, out)
+		}
+	}
+	start = func() { ctl("start", dir, port) }
+	stop = func() { ctl("stop", dir) }
+	start()
+	t.Cleanup(func() { stop(); os.RemoveAll(dir) })
+	return "127.0.0.1:" + port, stop, start
+}
+
+func TestClusterRedisRestart(t *testing.T) {
+	addr, stopRedis, startRedis := privateRedis(t)
+	admin := cmdFreeAddr(t)
+	nodes := startCluster(t, 2, addr, func(c *Config) {
+		if c.Node == "node1" {
+			c.Admin = admin
+		}
+	})
+	a := newUser(t, nodes[0].addr, "ra")
+	b := newUser(t, nodes[1].addr, "rb")
+	local := newUser(t, nodes[0].addr, "rl")
+	a.must("chat", map[string]any{"to": b.user, "text": "before"})
+	b.messages(1, 5*time.Second)
+
+	stopRedis()
+	waitHealth(t, admin, http.StatusServiceUnavailable)
+	// Local traffic goes on; messages to the other node are stored.
+	a.must("chat", map[string]any{"to": local.user, "text": "local"})
+	local.messages(1, 5*time.Second)
+	var during []int64
+	for i := range 5 {
+		f := a.req("chat", map[string]any{"to": b.user, "text": fmt.Sprint("during ", i)})
+		if !f.ok() {
+			t.Fatalf("chat to another node while Redis is down: %v", f)
+		}
+		during = append(during, f.obj("message").num("id"))
+	}
+	startRedis()
+	waitHealth(t, admin, http.StatusOK)
+	// b receives what was stored meanwhile, without logging in again.
+	got := map[int64]bool{}
+	missing := func() int {
+		n := 0
+		for _, id := range during {
+			if !got[id] {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for missing() > 0 && time.Now().Before(deadline) {
+		for _, m := range b.messages(1, time.Until(deadline)) {
+			got[m.num("id")] = true
+		}
+	}
+	for _, id := range during {
+		if !got[id] {
+			t.Fatalf("message %d stored while Redis was down never reached b (got %v)", id, got)
+		}
+	}
+	// And routing works again.
+	m := a.must("chat", map[string]any{"to": b.user, "text": "after"}).obj("message")
+	for {
+		if x := b.messages(1, 5*time.Second)[0]; x.num("id") == m.num("id") {
+			break
+		}
+	}
+	if f := b.must("online", nil); f.num("total") != 3 {
+		t.Fatalf("presence not re-announced after the restart: %v", f)
+	}
+}
+
+func waitHealth(t *testing.T, addr string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz never became %d", want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
