@@ -353,7 +353,11 @@ func (rc *redisCluster) outboxLoop() {
 				break drain
 			}
 		}
-		if err := rc.flush(batch); err != nil {
+		err := rc.flush(batch)
+		if _, isReply := err.(redis.Error); err != nil && !isReply {
+			err = rc.flush(batch) // once more on a fresh connection: pushes may repeat, not vanish
+		}
+		if err != nil {
 			rc.srv.metrics.redisErrors.Add(1)
 			rc.srv.log.Warn("redis publish", "err", err, "items", len(batch))
 		}
