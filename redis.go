@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,11 +262,7 @@ func (rc *redisCluster) Online(ctx context.Context, limit int) ([]User, int, err
 			users = append(users, User{ID: id, Name: name})
 		}
 	}
-	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
-	total := len(users)
-	if len(users) > limit {
-		users = users[:limit]
-	}
+	users, total := firstByID(users, limit)
 	return users, total, nil
 }
 

@@ -266,12 +266,19 @@ func (p *localPresence) Online(_ context.Context, limit int) ([]User, int, error
 		users = append(users, e.user)
 	}
 	p.mu.Unlock()
+	users, total := firstByID(users, limit)
+	return users, total, nil
+}
+
+// firstByID sorts users by id and keeps the first limit, returning how many
+// there were.
+func firstByID(users []User, limit int) ([]User, int) {
 	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
 	total := len(users)
 	if len(users) > limit {
 		users = users[:limit]
 	}
-	return users, total, nil
+	return users, total
 }
 
 func (p *localPresence) AreOnline(_ context.Context, ids []int64) (map[int64]bool, error) {
