@@ -125,7 +125,7 @@ func (c *conn) streamBacklog(ctx context.Context, s *session, done chan struct{}
 		msgs, err := b.next(qctx)
 		cancel()
 		for _, m := range msgs {
-			if !c.enqueue(outFrame{b: messagePush(m)}, s) {
+			if !c.enqueue(outFrame{b: messagePush(m, true)}, s) {
 				return
 			}
 			c.srv.metrics.messagesPushed.Add(1)

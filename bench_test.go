@@ -47,10 +47,10 @@ func benchMessage() *Message {
 
 func BenchmarkEncodeMessagePush(b *testing.B) {
 	m := benchMessage()
-	b.SetBytes(int64(len(messagePush(m))))
+	b.SetBytes(int64(len(messagePush(m, false))))
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if p := messagePush(m); len(p) == 0 {
+		if p := messagePush(m, false); len(p) == 0 {
 			b.Fatal("empty push")
 		}
 	}

@@ -264,7 +264,11 @@ func TestChatLiveAndOffline(t *testing.T) {
 		if _, has := m["group"]; has {
 			t.Fatalf("private message with a group field: %v", m)
 		}
-		got := b.messages(1, 5*time.Second)[0]
+		live := b.push("message", 5*time.Second)
+		if live["backlog"] != nil {
+			t.Fatalf("a live push marked as backlog: %v", live)
+		}
+		got := live.obj("message")
 		if got.num("id") != m.num("id") || got.num("from") != a.user || got.str("from_name") == "" {
 			t.Fatalf("pushed message %v, stored %v", got, m)
 		}
@@ -913,5 +917,8 @@ func TestHalfClosedClientGetsItsBacklog(t *testing.T) {
 	}
 	if len(lines) != 301 || !strings.Contains(lines[0], `"type":"login"`) || !strings.Contains(lines[300], "while away 299") {
 		t.Fatalf("got %d lines (want the login reply and 300 messages), then the server closed; first %q", len(lines), lines[:min(1, len(lines))])
+	}
+	if !strings.HasSuffix(lines[1], `,"backlog":true}`) {
+		t.Fatalf("a backlog push without the backlog mark: %s", lines[1])
 	}
 }

@@ -583,7 +583,7 @@ func (c *clCore) onPush(f *clFrame) {
 	switch f.Type {
 	case "message":
 		if f.Message != nil {
-			c.onMessage(f.Message)
+			c.onMessage(f.Message, f.Backlog)
 		}
 		return
 	case "presence":
@@ -612,11 +612,11 @@ func (c *clCore) onPush(f *clFrame) {
 	}
 }
 
-func (c *clCore) onMessage(m *clMessage) {
+func (c *clCore) onMessage(m *clMessage, backlog bool) {
 	c.names.addUser(m.From, m.FromName)
 	if c.seen.add(m.ID) {
 		kind, out := clMsgLive, clOutNew
-		if m.TS < c.loginAt {
+		if backlog && m.TS < c.loginAt {
 			kind, out = clMsgAway, clOutAway
 		}
 		c.ui.print(out, clFmtMessage(c.names, m, kind))

@@ -64,6 +64,7 @@ type clFrame struct {
 	Message  *clMessage      `json:"message"`
 	Messages []clMessage     `json:"messages"`
 	Reason   string          `json:"reason"`
+	Backlog  bool            `json:"backlog"` // a message push from the pending backlog
 }
 
 // clDecodeFrame decodes one line from the server.

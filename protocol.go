@@ -108,11 +108,16 @@ func (m *Message) appendJSON(b []byte) []byte {
 // MarshalJSON lets a Message sit inside replies built with encoding/json.
 func (m Message) MarshalJSON() ([]byte, error) { return m.appendJSON(nil), nil }
 
-// messagePush is the frame pushed to each recipient of m.
-func messagePush(m *Message) []byte {
-	b := make([]byte, 0, 128+len(m.Text)+len(m.FromName))
+// messagePush is the frame pushed to each recipient of m. backlog marks a
+// message pushed from the pending backlog (at login, or after the cluster
+// lost pushes) rather than live: clients may show it as sent while away.
+func messagePush(m *Message, backlog bool) []byte {
+	b := make([]byte, 0, 144+len(m.Text)+len(m.FromName))
 	b = append(b, `{"type":"message","message":`...)
 	b = m.appendJSON(b)
+	if backlog {
+		b = append(b, `,"backlog":true`...)
+	}
 	return append(b, "}\n"...)
 }
 

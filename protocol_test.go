@@ -519,7 +519,7 @@ func TestMessageJSON(t *testing.T) {
 			checkMessageObject(t, body, &m, tc.keys)
 
 			// messagePush wraps it: {"type":"message","message":{...}}\n, no rid.
-			push := messagePush(&m)
+			push := messagePush(&m, false)
 			checkFrameLine(t, push)
 			fields, keys := rawFields(t, push[:len(push)-1])
 			if !reflect.DeepEqual(keys, []string{"type", "message"}) {

@@ -254,7 +254,7 @@ func (s *Server) storeChats(items []*chatItem) {
 			continue
 		}
 		s.metrics.messagesStored.Add(1)
-		p := &Push{Kind: pushMessage, Frame: messagePush(&it.msg)}
+		p := &Push{Kind: pushMessage, Frame: messagePush(&it.msg, false)}
 		if it.msg.Group != 0 {
 			s.router.ToGroup(it.msg.Group, it.msg.From, p)
 		} else {
