@@ -922,3 +922,21 @@ func TestHalfClosedClientGetsItsBacklog(t *testing.T) {
 		t.Fatalf("a backlog push without the backlog mark: %s", lines[1])
 	}
 }
+
+func TestAdminEndpoints(t *testing.T) {
+	admin := cmdFreeAddr(t)
+	ts := startServer(t, sqliteURL(t), func(c *Config) { c.Admin = admin })
+	newUser(t, ts.addr, "adm")
+	for path, want := range map[string]string{
+		"/healthz":               "ok",
+		"/metrics":               `chat_requests_total{type="login"} 1`,
+		"/debug/pprof/":          "goroutine",
+		"/debug/pprof/cmdline":   "",
+		"/debug/pprof/goroutine": "",
+	} {
+		status, body, err := cmdHTTPGet("http://" + admin + path)
+		if err != nil || status != 200 || !strings.Contains(body, want) {
+			t.Fatalf("GET %s: %d %v, body lacks %q", path, status, err, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,7 +283,8 @@ func (s *Server) pushPresence(sess *session, online bool) {
 	}
 }
 
-// adminHandler serves /healthz and /metrics.
+// adminHandler serves /healthz, /metrics and the profiler under
+// /debug/pprof/ (go tool pprof http://ADMIN/debug/pprof/profile).
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -302,6 +304,11 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		var buf bytes.Buffer // no metric lock is held while the client reads
 		s.metrics.WritePrometheus(&buf)
