@@ -25,7 +25,8 @@ import (
 //	P:gn:GROUP     hash  node -> how many of the group's members it has online
 //	P:ng:NODE      set   groups a node has members of (to clean up after it)
 //
-// and listens on its own channel P:to:NODE. A claim counts only while its
+// and listens on its own channel P:to:NODE, and on P:all, which carries
+// "r": push every session what is pending. A claim counts only while its
 // node's heartbeat lives: a node that dies takes its users offline within
 // nodeTTL, and any node that notices removes what it left.
 const (
@@ -98,6 +99,8 @@ func (rc *redisCluster) key(parts ...string) string {
 }
 
 func (rc *redisCluster) channel(node string) string { return rc.key("to", node) }
+
+func (rc *redisCluster) allChannel() string { return rc.key("all") }
 
 // start runs the subscriber, the heartbeat and the outbox.
 func (rc *redisCluster) start() {
@@ -484,6 +487,8 @@ func (rc *redisCluster) receive(data []byte) {
 			if c := rc.srv.hub.session(num(1)); c != nil && c.id == uint64(num(2)) {
 				c.kick()
 			}
+		case "r":
+			rc.srv.redeliverAll()
 		case "u", "g":
 			frame, err := br.ReadBytes('\n')
 			if err != nil {
@@ -500,10 +505,11 @@ func (rc *redisCluster) receive(data []byte) {
 	}
 }
 
-// subscribeLoop keeps this node's channel subscribed, reconnecting with
+// subscribeLoop keeps this node's channels subscribed, reconnecting with
 // backoff. After every reconnection it re-announces the node's sessions and
-// pushes each of them what is pending: pushes published while the
-// subscription was down are lost.
+// asks every node (itself included) to push each of its sessions what is
+// pending: pushes published to this node while it was not subscribed are
+// lost, and so are the pushes this node dropped for other nodes meanwhile.
 func (rc *redisCluster) subscribeLoop(ready chan struct{}) {
 	backoff := 100 * time.Millisecond
 	first := true
@@ -523,11 +529,13 @@ func (rc *redisCluster) subscribeLoop(ready chan struct{}) {
 			if first {
 				close(ready)
 				first = false
-			} else {
-				rc.srv.log.Info("redis subscription back: pushing what is pending to every session")
-				rc.srv.redeliverAll()
+				return nil
 			}
-			return nil
+			rc.srv.log.Info("redis subscription back: every node pushes what is pending to its sessions")
+			return rc.do(context.Background(), func(c redis.Conn) error {
+				_, err := c.Do("PUBLISH", rc.allChannel(), "r\n")
+				return err
+			})
 		})
 		rc.subscribed.Store(false)
 		rc.srv.metrics.redisSubscribed.Store(0)
@@ -543,7 +551,7 @@ func (rc *redisCluster) subscribeLoop(ready chan struct{}) {
 			return
 		case <-time.After(backoff + rand.N(backoff/2+1)):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, time.Second)
 	}
 }
 
@@ -554,7 +562,7 @@ func (rc *redisCluster) subscribeOnce(onSubscribed func() error) error {
 	}
 	psc := redis.PubSubConn{Conn: c}
 	defer psc.Close()
-	if err := psc.Subscribe(rc.channel(rc.node)); err != nil {
+	if err := psc.Subscribe(rc.channel(rc.node), rc.allChannel()); err != nil {
 		return err
 	}
 	// Pings from a goroutine of their own keep replies coming well within
@@ -585,7 +593,7 @@ func (rc *redisCluster) subscribeOnce(onSubscribed func() error) error {
 		case redis.Message:
 			rc.receive(v.Data)
 		case redis.Subscription:
-			if v.Kind == "subscribe" {
+			if v.Kind == "subscribe" && v.Count == 2 { // both channels
 				if err := onSubscribed(); err != nil {
 					return err
 				}
