@@ -327,7 +327,11 @@ func TestChatLiveAndOffline(t *testing.T) {
 }
 
 func TestOwnMessagesAreNotPending(t *testing.T) {
-	ts := startServer(t, sqliteURL(t))
+	forEachStore(t, testOwnMessagesAreNotPending)
+}
+
+func testOwnMessagesAreNotPending(t *testing.T, db string) {
+	ts := startServer(t, db)
 	a := newUser(t, ts.addr, "own")
 	b := newUser(t, ts.addr, "peer")
 	// interleave: b->a, a->b, b->a; a acks only b's; nothing is pending for a
