@@ -913,7 +913,7 @@ func (s *Store) Pending(ctx context.Context, u, after int64, limit int) ([]*Mess
 		WHERE mb.user_id = ? AND m.sender_id <> ? AND m.id > ?
 		  AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.user_id = mb.user_id AND a.topic_id = m.topic_id AND a.seq = m.seq)
 		ORDER BY m.id LIMIT ?`, u, u, after, limit)
-	return s.messages(ctx, "pending", rows, err)
+	return s.messages("pending", rows, err)
 }
 
 // topicMark is a member's ack mark in one topic.
@@ -947,7 +947,7 @@ func (s *Store) PendingIn(ctx context.Context, u, topic, afterSeq, afterID int64
 		WHERE m.topic_id = ? AND m.seq > ? AND m.id > ? AND m.sender_id <> ?
 		  AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.user_id = ? AND a.topic_id = m.topic_id AND a.seq = m.seq)
 		ORDER BY m.seq LIMIT ?`, topic, afterSeq, afterID, u, u, limit)
-	return s.messages(ctx, "pending in", rows, err)
+	return s.messages("pending in", rows, err)
 }
 
 // History returns the newest limit messages of topic with ids below before
@@ -959,14 +959,14 @@ func (s *Store) History(ctx context.Context, topic, before int64, limit int) ([]
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m JOIN users u ON u.id = m.sender_id
 		WHERE m.topic_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?`, topic, before, limit)
-	msgs, err := s.messages(ctx, "history", rows, err)
+	msgs, err := s.messages("history", rows, err)
 	for i, j := 0, len(msgs)-1; i < j; i, j = i+1, j-1 {
 		msgs[i], msgs[j] = msgs[j], msgs[i]
 	}
 	return msgs, err
 }
 
-func (s *Store) messages(_ context.Context, op string, rows *sql.Rows, err error) ([]*Message, error) {
+func (s *Store) messages(op string, rows *sql.Rows, err error) ([]*Message, error) {
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 )
 
@@ -76,5 +75,3 @@ func (d *directory) groupExists(ctx context.Context, g int64) (bool, error) {
 	}
 	return ok, err
 }
-
-func jsonString(raw []byte, s *string) error { return json.Unmarshal(raw, s) }

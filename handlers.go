@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 	"unicode/utf8"
@@ -592,7 +593,7 @@ func handleCreateGroup(ctx context.Context, c *conn, r *Request) response {
 	}
 	var desc string
 	if present(r.f.Desc) {
-		if r.f.Desc[0] != '"' || jsonString(r.f.Desc, &desc) != nil {
+		if r.f.Desc[0] != '"' || json.Unmarshal(r.f.Desc, &desc) != nil {
 			return bad(CodeBadRequest, `"desc" must be a string`)
 		}
 		if utf8.RuneCountInString(desc) > maxGroupDescRunes {
