@@ -204,13 +204,7 @@ func clParseSlash(line string) (clCmd, error) {
 		if word == "" || extra != "" {
 			return bad()
 		}
-		var ref clRef
-		var ok bool
-		if strings.HasPrefix(word, "#") {
-			ref, ok = clParseGroupRef(word, true)
-		} else {
-			ref, ok = clParseUserRef(word)
-		}
+		ref, ok := clParseConversationRef(word)
 		if !ok {
 			return bad()
 		}
@@ -256,13 +250,7 @@ func clParseSlash(line string) (clCmd, error) {
 		return clCmd{Kind: clCmdGroupMsg, Target: ref, Text: text}, nil
 	case "history":
 		word, nword := clSplitWord(rest)
-		var ref clRef
-		var ok bool
-		if strings.HasPrefix(word, "#") {
-			ref, ok = clParseGroupRef(word, true)
-		} else {
-			ref, ok = clParseUserRef(word)
-		}
+		ref, ok := clParseConversationRef(word)
 		if !ok {
 			return bad()
 		}
@@ -399,4 +387,12 @@ func clAllDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// clParseConversationRef reads a user (name or id) or a #group.
+func clParseConversationRef(word string) (clRef, bool) {
+	if strings.HasPrefix(word, "#") {
+		return clParseGroupRef(word, true)
+	}
+	return clParseUserRef(word)
 }

@@ -17,18 +17,10 @@ import (
 // database and one Redis, each client on a known node. (cluster_test.go
 // runs real processes behind nginx.)
 
-// redisAddr returns CHAT_TEST_REDIS, skipping (or failing under
-// CHAT_TEST_REQUIRE) when it is unset.
+// redisAddr returns CHAT_TEST_REDIS.
 func redisAddr(t testing.TB) string {
 	t.Helper()
-	addr := os.Getenv("CHAT_TEST_REDIS")
-	if addr == "" {
-		if os.Getenv("CHAT_TEST_REQUIRE") != "" {
-			t.Fatal("CHAT_TEST_REDIS is not set but CHAT_TEST_REQUIRE is: run scripts/test.sh")
-		}
-		t.Skip("CHAT_TEST_REDIS not set: skipping the cluster tests (scripts/test.sh runs them)")
-	}
-	return addr
+	return testService(t, "CHAT_TEST_REDIS", "the cluster tests")
 }
 
 // startCluster starts n nodes sharing a fresh database and a fresh key

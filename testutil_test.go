@@ -44,18 +44,26 @@ func sqliteURL(t testing.TB) string {
 	return "sqlite:" + filepath.Join(t.TempDir(), "chat.db")
 }
 
-// mysqlAdminDSN returns CHAT_TEST_MYSQL, skipping the test when it is unset
-// (failing instead under CHAT_TEST_REQUIRE=1, as in the full run).
+// testService returns the variable naming a service the test needs,
+// skipping the test when it is unset (failing instead under
+// CHAT_TEST_REQUIRE=1, as in the full run).
+func testService(t testing.TB, variable, skipped string) string {
+	t.Helper()
+	v := os.Getenv(variable)
+	if v == "" {
+		if os.Getenv("CHAT_TEST_REQUIRE") != "" {
+			t.Fatalf("%s is not set but CHAT_TEST_REQUIRE is: run scripts/test.sh", variable)
+		}
+		t.Skipf("%s not set: skipping %s (scripts/test.sh runs it)", variable, skipped)
+	}
+	return v
+}
+
+// mysqlAdminDSN returns CHAT_TEST_MYSQL: a DSN of an account that may
+// create databases.
 func mysqlAdminDSN(t testing.TB) string {
 	t.Helper()
-	dsn := os.Getenv("CHAT_TEST_MYSQL")
-	if dsn == "" {
-		if os.Getenv("CHAT_TEST_REQUIRE") != "" {
-			t.Fatal("CHAT_TEST_MYSQL is not set but CHAT_TEST_REQUIRE is: run scripts/test.sh")
-		}
-		t.Skip("CHAT_TEST_MYSQL not set: skipping the MySQL half (scripts/test.sh runs it)")
-	}
-	return dsn
+	return testService(t, "CHAT_TEST_MYSQL", "the MySQL half")
 }
 
 // mysqlURL creates a private database for the test and drops it after.
