@@ -9,11 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	mrand "math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -246,87 +243,6 @@ func (ce *clusterEnv) startNode(i int) time.Duration {
 		ce.t.Fatalf("scripts/cluster.sh start-node %d: %v\n%s", i, err, out)
 	}
 	return time.Since(start)
-}
-
-// clusterHealth returns the status of GET /healthz, 0 when none came.
-func clusterHealth(admin string) int {
-	hc := &http.Client{Timeout: 3 * time.Second}
-	resp, err := hc.Get("http://" + admin + "/healthz")
-	if err != nil {
-		return 0
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// clusterWaitHealth polls /healthz until it answers want; it returns how long that took.
-func clusterWaitHealth(t testing.TB, admin string, want int, within time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	got := 0
-	for time.Since(start) < within {
-		if got = clusterHealth(admin); got == want {
-			return time.Since(start)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("/healthz on %s: want %d within %v, last got %d", admin, want, within, got)
-	return 0
-}
-
-// clusterFreePort returns a port that is free now, below the kernel's
-// ephemeral range, so that no client connection takes it while the service
-// on it is stopped.
-func clusterFreePort(t testing.TB) int {
-	t.Helper()
-	lo, hi := 20000, 32767
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		var elo, ehi int
-		if _, err := fmt.Sscan(string(b), &elo, &ehi); err == nil {
-			switch {
-			case elo > 11024:
-				lo, hi = 10000, elo-1
-			case ehi < 64511:
-				lo, hi = ehi+1, 65535
-			}
-		}
-	}
-	for range 500 {
-		p := lo + mrand.IntN(hi-lo+1)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err == nil {
-			ln.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-// clusterPrivateRedis starts a Redis of the test's own (scripts/redis.sh),
-// which the test may stop and start again on the same port.
-func clusterPrivateRedis(t testing.TB) (addr string, stop, start func() time.Duration) {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "redis")
-	port := strconv.Itoa(clusterFreePort(t))
-	run := func(args ...string) time.Duration {
-		t.Helper()
-		begin := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join("scripts", "redis.sh")}, args...)...)
-		cmd.WaitDelay = 5 * time.Second
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("scripts/redis.sh %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return time.Since(begin)
-	}
-	stop = func() time.Duration { return run("stop", dir) }
-	start = func() time.Duration { return run("start", dir, port) }
-	start()
-	t.Cleanup(func() { stop() })
-	return "127.0.0.1:" + port, stop, start
 }
 
 // clusterWaitPush returns the first push of type typ for which match is
@@ -1215,7 +1131,7 @@ func (ce *clusterEnv) whois(t testing.TB, addr string, id int64) frame {
 // recipient gets what was stored meanwhile without logging in again.
 func TestClusterRedisOutage(t *testing.T) {
 	clusterGate(t)
-	redisAddr, stopRedis, startRedis := clusterPrivateRedis(t)
+	redisAddr, stopRedis, startRedis := privateRedis(t)
 	ce := clusterUp(t, 3, clusterOpts{redis: redisAddr})
 
 	tr := newClusterTraffic(20 * time.Millisecond)
@@ -1237,7 +1153,7 @@ func TestClusterRedisOutage(t *testing.T) {
 	took := stopRedis()
 	down := time.Now()
 	t.Logf("Redis stopped in %v", took.Round(time.Millisecond))
-	t.Logf("/healthz on node1 went 503 %v after Redis stopped", clusterWaitHealth(t, ce.nodes[0].admin, 503, 10*time.Second).Round(time.Millisecond))
+	t.Logf("/healthz on node1 went 503 %v after Redis stopped", waitHealth(t, ce.nodes[0].admin, 503, 10*time.Second).Round(time.Millisecond))
 	time.Sleep(4 * time.Second)
 
 	up := time.Now()
@@ -1245,7 +1161,7 @@ func TestClusterRedisOutage(t *testing.T) {
 	took = startRedis()
 	t.Logf("Redis was away for %v; started again in %v", up.Sub(down).Round(time.Millisecond), took.Round(time.Millisecond))
 	for i, nd := range ce.nodes {
-		clusterWaitHealth(t, nd.admin, 200, 20*time.Second)
+		waitHealth(t, nd.admin, 200, 20*time.Second)
 		t.Logf("/healthz on node%d is 200 %v after Redis was started", i+1, time.Since(up).Round(time.Millisecond))
 	}
 	_, miss := tr.waitDelivered(up, 15*time.Second)

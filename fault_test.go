@@ -353,29 +353,6 @@ func faultExpect(t testing.TB, c *client, limit time.Duration, code, typ string,
 	return f
 }
 
-// faultHealth returns the status of GET /healthz (0 when it did not answer).
-func faultHealth(admin string) int {
-	code, _, err := cmdHTTPGet("http://" + admin + "/healthz")
-	if err != nil {
-		return 0
-	}
-	return code
-}
-
-// faultWaitHealth polls /healthz until it answers want.
-func faultWaitHealth(t testing.TB, admin string, want int, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	got := 0
-	for time.Now().Before(deadline) {
-		if got = faultHealth(admin); got == want {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("/healthz: want %d within %v, last got %d", want, within, got)
-}
-
 // faultRecover sends chats from c to user `to` until one is stored, and
 // returns its message id.
 func faultRecover(t testing.TB, c *client, to int64, since time.Time) int64 {
@@ -555,7 +532,7 @@ func (l *faultLoad) stop() {
 func faultScenario(t *testing.T, serverDB, directDB string, down, up func()) {
 	admin := cmdFreeAddr(t)
 	ts := startServer(t, serverDB, func(c *Config) { c.Admin = admin })
-	faultWaitHealth(t, admin, 200, 5*time.Second)
+	waitHealth(t, admin, 200, 5*time.Second)
 
 	a := newUser(t, ts.addr, "fa")
 	b := newUser(t, ts.addr, "fb")
@@ -590,7 +567,7 @@ func faultScenario(t *testing.T, serverDB, directDB string, down, up func()) {
 	wentDown := time.Now()
 	down()
 	t.Logf("database down (took %v)", time.Since(wentDown).Round(time.Millisecond))
-	faultWaitHealth(t, admin, 503, faultReplyLimit)
+	waitHealth(t, admin, 503, faultReplyLimit)
 
 	lim := faultReplyLimit
 	un := "unavailable"
@@ -620,7 +597,7 @@ func faultScenario(t *testing.T, serverDB, directDB string, down, up func()) {
 	faultExpect(t, c3, lim, "", "ping", nil)
 	b.quiet("message", 300*time.Millisecond) // nothing that failed was delivered
 	faultServing(t, ts)
-	if code := faultHealth(admin); code != 503 {
+	if code := healthStatus(admin); code != 503 {
 		t.Fatalf("/healthz during the outage: %d, want 503", code)
 	}
 	if _, metrics, err := cmdHTTPGet("http://" + admin + "/metrics"); err != nil ||
@@ -633,7 +610,7 @@ func faultScenario(t *testing.T, serverDB, directDB string, down, up func()) {
 	cameBack := time.Now()
 	t.Logf("database up again, %v after it went down", time.Since(wentDown).Round(time.Millisecond))
 	toB = append(toB, faultRecover(t, a, b.user, cameBack))
-	faultWaitHealth(t, admin, 200, faultRecoverLimit)
+	waitHealth(t, admin, 200, faultRecoverLimit)
 	t.Logf("/healthz is 200 again %v after the database came back", time.Since(cameBack).Round(time.Millisecond))
 
 	// Every request that failed works again.
@@ -816,7 +793,7 @@ func TestDatabaseHangMySQL(t *testing.T) {
 	faultExpect(t, y, time.Second, "", "ping", nil)
 	faultExpect(t, y, time.Second, "", "online", nil)
 	faultServing(t, ts)
-	faultWaitHealth(t, admin, 503, 8*time.Second)
+	waitHealth(t, admin, 503, 8*time.Second)
 	for range blocked {
 		if err := <-errs; err != nil {
 			t.Error(err)
@@ -832,7 +809,7 @@ func TestDatabaseHangMySQL(t *testing.T) {
 	thawAt := time.Now()
 	p.unfreeze()
 	last := faultRecover(t, a, b.user, thawAt)
-	faultWaitHealth(t, admin, 200, faultRecoverLimit)
+	waitHealth(t, admin, 200, faultRecoverLimit)
 	faultExpect(t, c3, faultReplyLimit, "", "login", map[string]any{"id": c3id, "password": testPassword})
 	hist := faultHistory(t, b, a.user)
 	for _, id := range []int64{first, last} {
@@ -902,7 +879,7 @@ func TestDatabaseLockedSQLite(t *testing.T) {
 		t.Fatalf("history while locked: %v", hist)
 	}
 	faultExpect(t, b, faultReplyLimit, "", "friends", nil)
-	t.Logf("/healthz while another process holds the write lock: %d", faultHealth(admin))
+	t.Logf("/healthz while another process holds the write lock: %d", healthStatus(admin))
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Error(err)

@@ -10,9 +10,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -456,4 +460,87 @@ func loginAs(t testing.TB, addr string, id int64) (*client, frame) {
 	f := c.must("login", map[string]any{"id": id, "password": testPassword})
 	c.user = id
 	return c, f
+}
+
+// Service and port helpers shared by the fault, cluster and command tests.
+
+// healthStatus returns the status of GET /healthz, 0 when none came.
+func healthStatus(admin string) int {
+	hc := &http.Client{Timeout: 3 * time.Second}
+	resp, err := hc.Get("http://" + admin + "/healthz")
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitHealth polls /healthz until it answers want; it returns how long that took.
+func waitHealth(t testing.TB, admin string, want int, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	got := 0
+	for time.Since(start) < within {
+		if got = healthStatus(admin); got == want {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("/healthz on %s: want %d within %v, last got %d", admin, want, within, got)
+	return 0
+}
+
+// freePort returns a port that is free now, below the kernel's
+// ephemeral range, so that no client connection takes it while the service
+// on it is stopped.
+func freePort(t testing.TB) int {
+	t.Helper()
+	lo, hi := 20000, 32767
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var elo, ehi int
+		if _, err := fmt.Sscan(string(b), &elo, &ehi); err == nil {
+			switch {
+			case elo > 11024:
+				lo, hi = 10000, elo-1
+			case ehi < 64511:
+				lo, hi = ehi+1, 65535
+			}
+		}
+	}
+	for range 500 {
+		p := lo + mrand.IntN(hi-lo+1)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			ln.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// privateRedis starts a Redis of the test's own (scripts/redis.sh),
+// which the test may stop and start again on the same port.
+func privateRedis(t testing.TB) (addr string, stop, start func() time.Duration) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "redis")
+	port := strconv.Itoa(freePort(t))
+	run := func(args ...string) time.Duration {
+		t.Helper()
+		begin := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join("scripts", "redis.sh")}, args...)...)
+		cmd.WaitDelay = 5 * time.Second
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("scripts/redis.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return time.Since(begin)
+	}
+	stop = func() time.Duration { return run("stop", dir) }
+	start = func() time.Duration { return run("start", dir, port) }
+	start()
+	t.Cleanup(func() { stop() })
+	return "127.0.0.1:" + port, stop, start
 }
