@@ -203,15 +203,10 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	if err != nil {
 		return fail(err)
 	}
-	if err := srv.markOnline(ctx, friends, groups); err != nil {
+	// Before the claim, so that a failure leaves no session behind; the
+	// user counts as online already.
+	if err := srv.markOnline(ctx, acct.ID, friends, groups); err != nil {
 		return fail(err)
-	}
-	for gi := range groups { // online from this login on
-		for mi := range groups[gi].Members {
-			if m := &groups[gi].Members[mi]; m.ID == acct.ID {
-				m.Online = true
-			}
-		}
 	}
 	s, err := c.startSession(ctx, acct.User, friends, groups)
 	if err != nil {
@@ -233,8 +228,9 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	}
 }
 
-// markOnline fills in the online flags of users and group members.
-func (s *Server) markOnline(ctx context.Context, users []User, groups []Group) error {
+// markOnline fills in the online flags of users and group members; me, the
+// user asking, is online.
+func (s *Server) markOnline(ctx context.Context, me int64, users []User, groups []Group) error {
 	var ids []int64
 	for _, u := range users {
 		ids = append(ids, u.ID)
@@ -251,6 +247,7 @@ func (s *Server) markOnline(ctx context.Context, users []User, groups []Group) e
 	if err != nil {
 		return err
 	}
+	online[me] = true
 	for i := range users {
 		users[i].Online = boolPtr(online[users[i].ID])
 	}
@@ -425,9 +422,6 @@ func handleHistory(ctx context.Context, c *conn, r *Request) response {
 	if perr != nil {
 		return fail(perr)
 	}
-	if hasBefore && before <= 0 {
-		before = -1 // no message id is below 1: an empty page
-	}
 	limit, perr := clamp(r.f.Limit, "limit", defaultHistory, maxHistory)
 	if perr != nil {
 		return fail(perr)
@@ -450,7 +444,10 @@ func handleHistory(ctx context.Context, c *conn, r *Request) response {
 		topic = g
 	}
 	msgs := []*Message{}
-	if topic != 0 && with != s.user.ID && before != -1 {
+	// Nothing to read: no conversation yet, one with oneself, or a page
+	// before id 1.
+	empty := topic == 0 || hasWith && with == s.user.ID || hasBefore && before <= 0
+	if !empty {
 		var err error
 		if msgs, err = srv.store.History(ctx, topic, before, limit); err != nil {
 			return fail(err)
@@ -549,7 +546,7 @@ func handleFriends(ctx context.Context, c *conn, r *Request) response {
 	if err != nil {
 		return fail(err)
 	}
-	if err := c.srv.markOnline(ctx, friends, nil); err != nil {
+	if err := c.srv.markOnline(ctx, c.userID(), friends, nil); err != nil {
 		return fail(err)
 	}
 	return ok(struct {
@@ -632,7 +629,7 @@ func handleJoinGroup(ctx context.Context, c *conn, r *Request) response {
 	if joined {
 		srv.pushMembership(g, s, "member_joined")
 	}
-	return srv.groupReply(ctx, g)
+	return srv.groupReply(ctx, s.user.ID, g)
 }
 
 // leave_group {group} -> {}
@@ -661,13 +658,13 @@ func (s *Server) pushMembership(g int64, sess *session, typ string) {
 	}{g, User{ID: sess.user.ID, Name: sess.user.Name, Online: boolPtr(true)}})})
 }
 
-func (s *Server) groupReply(ctx context.Context, g int64) response {
+func (s *Server) groupReply(ctx context.Context, me, g int64) response {
 	group, err := s.store.Group(ctx, g)
 	if err != nil {
 		return fail(err)
 	}
 	groups := []Group{group}
-	if err := s.markOnline(ctx, nil, groups); err != nil {
+	if err := s.markOnline(ctx, me, nil, groups); err != nil {
 		return fail(err)
 	}
 	return ok(groupResult{groups[0]})
@@ -679,7 +676,7 @@ func handleGroups(ctx context.Context, c *conn, r *Request) response {
 	if err != nil {
 		return fail(err)
 	}
-	if err := c.srv.markOnline(ctx, nil, groups); err != nil {
+	if err := c.srv.markOnline(ctx, c.userID(), nil, groups); err != nil {
 		return fail(err)
 	}
 	return ok(struct {
