@@ -48,7 +48,7 @@ func clOpenPTY(t *testing.T) (master, slave *os.File) {
 // clScreen collects everything the terminal shows.
 type clScreen struct {
 	t   *testing.T
-	buf clSyncBuffer
+	buf syncBuffer
 }
 
 // waitFor waits until s appears at or after offset from, and returns the

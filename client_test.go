@@ -22,29 +22,11 @@ type clProc struct {
 	t      *testing.T
 	in     *io.PipeWriter
 	out    *clLines
-	stderr *clSyncBuffer
+	stderr *syncBuffer
 	rc     chan int
 	kept   []string // lines read but not yet matched
 	exited bool
 	status int
-}
-
-// clSyncBuffer is a bytes.Buffer safe for concurrent use.
-type clSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *clSyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *clSyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // clLines collects output lines on a channel.
@@ -84,7 +66,7 @@ func clStart(t *testing.T, addr string, edit ...func(*clOptions)) *clProc {
 		e(&opt)
 	}
 	pr, pw := io.Pipe()
-	p := &clProc{t: t, in: pw, out: &clLines{ch: make(chan string, 100000)}, stderr: &clSyncBuffer{}, rc: make(chan int, 1)}
+	p := &clProc{t: t, in: pw, out: &clLines{ch: make(chan string, 100000)}, stderr: &syncBuffer{}, rc: make(chan int, 1)}
 	go func() {
 		rc := runClientOpts(opt, pr, p.out, p.stderr, true)
 		pr.CloseWithError(io.ErrClosedPipe) // unblock a test still writing

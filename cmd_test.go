@@ -320,29 +320,10 @@ func cmdBuildServer(t *testing.T, dir string) string {
 	return bin
 }
 
-// cmdSyncBuffer is a bytes.Buffer safe for a process to write while the
-// test reads it.
-type cmdSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *cmdSyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *cmdSyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // cmdProc is a running server process.
 type cmdProc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *cmdSyncBuffer
+	stdout, stderr *syncBuffer
 	exited         chan struct{}
 	status         int
 }
@@ -352,7 +333,7 @@ type cmdProc struct {
 // test if still running.
 func cmdStart(t *testing.T, bin string, args []string, env map[string]string) *cmdProc {
 	t.Helper()
-	p := &cmdProc{stdout: &cmdSyncBuffer{}, stderr: &cmdSyncBuffer{}, exited: make(chan struct{})}
+	p := &cmdProc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CHAT_") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -543,4 +544,23 @@ func privateRedis(t testing.TB) (addr string, stop, start func() time.Duration) 
 	start()
 	t.Cleanup(func() { stop() })
 	return "127.0.0.1:" + port, stop, start
+}
+
+// syncBuffer is a bytes.Buffer that a process or goroutine may write while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
