@@ -33,6 +33,7 @@ type dialect struct {
 	schema       string
 	insertIgnore string // INSERT that skips rows colliding with a unique key
 	forUpdate    string // suffix locking the selected rows until commit
+	singleWriter bool   // one write transaction at a time (Store.writeGate)
 	// duplicate reports a unique-key violation.
 	duplicate func(error) bool
 	// transient reports an error a retry of the same transaction may cure
@@ -66,6 +67,7 @@ var sqliteDialect = dialect{
 	schema:       sqliteSchema,
 	insertIgnore: "INSERT OR IGNORE",
 	forUpdate:    "", // writers are serialised by BEGIN IMMEDIATE
+	singleWriter: true,
 	duplicate: func(err error) bool {
 		c := sqliteCode(err)
 		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
