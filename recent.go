@@ -1,0 +1,51 @@
+package main
+
+import "sync"
+
+// recentMessages remembers where the last messages this node stored sit
+// (id -> topic, seq), so that acking them, which usually follows within a
+// second, needs no query to find out. An id and its place never change, so
+// what it holds is never stale; an id it does not hold (an old message, or
+// one another node stored) is looked up in the database.
+type recentMessages struct {
+	mu    sync.Mutex
+	where map[int64]topicSeq
+	ring  []int64 // ids in the order added; the oldest is evicted first
+	next  int
+}
+
+type topicSeq struct{ topic, seq int64 }
+
+func newRecentMessages(size int) *recentMessages {
+	return &recentMessages{where: make(map[int64]topicSeq, size), ring: make([]int64, size)}
+}
+
+func (r *recentMessages) add(items []*chatItem) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, it := range items {
+		if it.err != nil || it.dup || it.msg.ID == 0 {
+			continue
+		}
+		if old := r.ring[r.next]; old != 0 {
+			delete(r.where, old)
+		}
+		r.ring[r.next] = it.msg.ID
+		r.where[it.msg.ID] = topicSeq{it.msg.Topic, it.msg.Seq}
+		r.next = (r.next + 1) % len(r.ring)
+	}
+}
+
+// find calls found for each id it holds and returns the others.
+func (r *recentMessages) find(ids []int64, found func(id int64, at topicSeq)) (missing []int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		if at, ok := r.where[id]; ok {
+			found(id, at)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
