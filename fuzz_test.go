@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,7 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("decodeFrame(%q) = %+v, %v for a blank line", line, r, perr)
 		}
 		body := bytes.TrimSuffix(line, []byte{'\r'})
+		checkScanMatchesMap(t, body)
 		if perr != nil {
 			if !protoCodes[perr.Code] {
 				t.Fatalf("decodeFrame(%q): unknown code %q", line, perr.Code)
@@ -482,4 +484,22 @@ func checkReply(fr map[string]json.RawMessage, typ string, code Code, ok bool, r
 		return fmt.Errorf("ok is %s", fr["ok"])
 	}
 	return nil
+}
+
+// checkScanMatchesMap: the hand-written field scanner must find exactly what
+// encoding/json finds, for every valid object it does not hand back.
+func checkScanMatchesMap(t *testing.T, body []byte) {
+	trimmed := bytes.TrimLeft(body, " \t\r")
+	if !utf8.Valid(body) || !json.Valid(body) || len(trimmed) == 0 || trimmed[0] != '{' {
+		return
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("json.Valid but Unmarshal failed: %v", err)
+	}
+	var viaMap, viaScan wireRequest
+	viaMap.fill(m)
+	if viaScan.scan(body) && !reflect.DeepEqual(viaMap, viaScan) {
+		t.Fatalf("scan(%q) = %+v, encoding/json finds %+v", body, viaScan, viaMap)
+	}
 }

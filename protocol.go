@@ -173,6 +173,128 @@ type wireRequest struct {
 	IDs      json.RawMessage
 }
 
+// scan fills w from a line that json.Valid accepted and that starts with
+// '{', without encoding/json: it finds each top-level key and the bytes of
+// its value, copied out of the line (whose buffer the reader reuses). A
+// repeated key keeps its last value, as encoding/json does. It returns
+// false, having filled nothing reliable, for a key with escapes in it.
+func (w *wireRequest) scan(line []byte) bool {
+	b := bytes.Clone(line)
+	i := skipSpace(b, 0) + 1 // past '{'
+	for {
+		i = skipSpace(b, i)
+		if b[i] == '}' {
+			return true
+		}
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		end := stringEnd(b, i)
+		key := b[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return false
+		}
+		i = skipSpace(b, end)
+		i = skipSpace(b, i+1) // past ':'
+		vend := valueEnd(b, i)
+		w.set(string(key), b[i:vend:vend])
+		i = vend
+	}
+}
+
+func (w *wireRequest) set(key string, v json.RawMessage) {
+	switch key {
+	case "type":
+		w.Type = v
+	case "rid":
+		w.RID = v
+	case "name":
+		w.Name = v
+	case "password":
+		w.Password = v
+	case "id":
+		w.ID = v
+	case "to":
+		w.To = v
+	case "text":
+		w.Text = v
+	case "cid":
+		w.CID = v
+	case "group":
+		w.Group = v
+	case "friend":
+		w.Friend = v
+	case "desc":
+		w.Desc = v
+	case "limit":
+		w.Limit = v
+	case "with":
+		w.With = v
+	case "before":
+		w.Before = v
+	case "ids":
+		w.IDs = v
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++
+		}
+	}
+	return i + 1
+}
+
+// valueEnd returns the index just past the valid JSON value at b[i].
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	default: // a number, true, false or null
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' &&
+			b[i] != ' ' && b[i] != '\t' && b[i] != '\r' && b[i] != '\n' {
+			i++
+		}
+		return i
+	}
+}
+
+// unquote decodes a JSON string value; one without escapes is copied as
+// it is (the frame was checked to be valid JSON and UTF-8).
+func unquote(raw []byte, s *string) error {
+	if bytes.IndexByte(raw, '\\') < 0 && len(raw) >= 2 {
+		*s = string(raw[1 : len(raw)-1])
+		return nil
+	}
+	return json.Unmarshal(raw, s)
+}
+
 func (w *wireRequest) fill(m map[string]json.RawMessage) {
 	w.Type, w.RID, w.Name, w.Password = m["type"], m["rid"], m["name"], m["password"]
 	w.ID, w.To, w.Text, w.CID = m["id"], m["to"], m["text"], m["cid"]
@@ -203,18 +325,25 @@ func decodeFrame(line []byte) (*Request, *ProtoError) {
 	if trimmed[0] != '{' {
 		return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
 	}
-	// A map, not a struct: encoding/json matches struct fields without
-	// regard to case, and "Text" must not stand in for "text".
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(line, &fields); err != nil {
+	if !json.Valid(line) {
 		return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
 	}
 	r := &Request{}
-	r.f.fill(fields)
+	if !r.f.scan(line) {
+		// A key with escapes in it: let encoding/json unescape the keys.
+		// A map, not a struct: encoding/json matches struct fields without
+		// regard to case, and "Text" must not stand in for "text".
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(line, &fields); err != nil {
+			return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
+		}
+		r.f = wireRequest{}
+		r.f.fill(fields)
+	}
 	if len(r.f.RID) > 0 && !bytes.Equal(r.f.RID, []byte("null")) {
 		r.RID = r.f.RID
 	}
-	if len(r.f.Type) == 0 || r.f.Type[0] != '"' || json.Unmarshal(r.f.Type, &r.Type) != nil {
+	if len(r.f.Type) == 0 || r.f.Type[0] != '"' || unquote(r.f.Type, &r.Type) != nil {
 		return r, protoErr(CodeBadRequest, `"type" must be a string`)
 	}
 	if r.Type == "" {
@@ -245,7 +374,7 @@ func optStr(raw json.RawMessage, field string) (s string, ok bool, perr *ProtoEr
 	if !present(raw) {
 		return "", false, nil
 	}
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	if raw[0] != '"' || unquote(raw, &s) != nil {
 		return "", false, protoErr(CodeBadRequest, "%q must be a string", field)
 	}
 	if s == "" {
