@@ -613,7 +613,7 @@ func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, items []*chatIte
 		args[i] = t
 	}
 	in := placeholders(len(topics))
-	rows, err := tx.QueryContext(ctx, `SELECT id, last_seq FROM topics WHERE id IN (`+in+`) ORDER BY id`+s.d.forUpdate, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, last_seq FROM topics`+s.d.byPrimary+` WHERE id IN (`+in+`) ORDER BY id`+s.d.forUpdate, args...)
 	if err != nil {
 		return err
 	}
@@ -830,7 +830,7 @@ func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) e
 	for start := 0; start < len(keys); start += perStmt {
 		chunk := keys[start:min(start+perStmt, len(keys))]
 		where, args := pairArgs(chunk)
-		err := queryRows(ctx, tx, `SELECT topic_id, user_id, acked_seq FROM members WHERE `+where+s.d.forUpdate, args,
+		err := queryRows(ctx, tx, `SELECT topic_id, user_id, acked_seq FROM members`+s.d.byPrimary+` WHERE `+where+s.d.forUpdate, args,
 			func(rows *sql.Rows) error {
 				var k userTopic
 				var mark int64

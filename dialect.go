@@ -34,6 +34,10 @@ type dialect struct {
 	insertIgnore string // INSERT that skips rows colliding with a unique key
 	forUpdate    string // suffix locking the selected rows until commit
 	singleWriter bool   // one write transaction at a time (Store.writeGate)
+	// byPrimary follows a table name in a locking read by primary key. On
+	// a small table MySQL's optimizer prefers a full scan, which locks
+	// every row it passes: concurrent ack batches then deadlocked.
+	byPrimary string
 	// duplicate reports a unique-key violation.
 	duplicate func(error) bool
 	// transient reports an error a retry of the same transaction may cure
@@ -48,6 +52,7 @@ var mysqlDialect = dialect{
 	schema:       mysqlSchema,
 	insertIgnore: "INSERT IGNORE",
 	forUpdate:    " FOR UPDATE",
+	byPrimary:    " FORCE INDEX (PRIMARY)",
 	duplicate:    func(err error) bool { return mysqlErrno(err) == 1062 },
 	transient: func(err error) bool {
 		n := mysqlErrno(err)
