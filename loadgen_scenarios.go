@@ -129,13 +129,16 @@ func (cl *lgClient) sendLoop(interval time.Duration) {
 	buf := make([]byte, 0, 32<<10)
 	seq := 0
 	next := r.now()
+	due := time.NewTimer(0)
+	defer due.Stop()
 	for {
 		if interval > 0 {
 			if wait := time.Duration(next - r.now()); wait > 0 {
+				due.Reset(wait)
 				select {
 				case <-r.stop:
 					return
-				case <-time.After(wait):
+				case <-due.C:
 				}
 			}
 		}
