@@ -643,18 +643,16 @@ func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, items []*chatIte
 	}
 
 	// 3. Advance every counter in one statement.
+	var writes []stmt
 	var q strings.Builder
 	upd := make([]any, 0, 3*len(topics))
-	q.WriteString(`UPDATE topics SET last_seq = CASE id`)
+	q.WriteString(`UPDATE topics` + s.d.byPrimary + ` SET last_seq = CASE id`)
 	for _, t := range topics {
 		q.WriteString(` WHEN ? THEN ?`)
 		upd = append(upd, t, last[t])
 	}
 	q.WriteString(` END WHERE id IN (` + in + `)`)
-	upd = append(upd, args...)
-	if _, err := tx.ExecContext(ctx, q.String(), upd...); err != nil {
-		return err
-	}
+	writes = append(writes, stmt{q.String(), append(upd, args...)})
 
 	// 4. Insert the rows, a few hundred per statement.
 	const perStmt = 500
@@ -677,13 +675,11 @@ func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, items []*chatIte
 			}
 			vals = append(vals, it.msg.Topic, it.msg.Seq, it.msg.From, to, cid, it.msg.Text, it.msg.TS)
 		}
-		if _, err := tx.ExecContext(ctx, q.String(), vals...); err != nil {
-			return err
-		}
+		writes = append(writes, stmt{q.String(), vals})
 	}
 
 	// 5. Read the ids back by (topic, seq): portable, and right whatever the
-	// auto-increment lock mode.
+	// auto-increment lock mode. Steps 3 to 5 go in one round trip on MySQL.
 	q.Reset()
 	q.WriteString(`SELECT id, topic_id, seq FROM messages WHERE `)
 	sel := make([]any, 0, 3*len(topics))
@@ -694,23 +690,18 @@ func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, items []*chatIte
 		q.WriteString("(topic_id = ? AND seq BETWEEN ? AND ?)")
 		sel = append(sel, t, first[t], last[t])
 	}
-	rows, err = tx.QueryContext(ctx, q.String(), sel...)
-	if err != nil {
-		return err
-	}
 	type key struct{ topic, seq int64 }
 	ids := make(map[key]int64, len(items))
-	for rows.Next() {
+	err = s.queryEach(ctx, tx, append(writes, stmt{q.String(), sel}), func(_ int, rows *sql.Rows) error {
 		var id int64
 		var k key
 		if err := rows.Scan(&id, &k.topic, &k.seq); err != nil {
-			rows.Close()
 			return err
 		}
 		ids[k] = id
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	for _, it := range items {
@@ -830,29 +821,22 @@ func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) e
 	for start := 0; start < len(keys); start += perStmt {
 		chunk := keys[start:min(start+perStmt, len(keys))]
 		where, args := pairArgs(chunk)
-		err := queryRows(ctx, tx, `SELECT topic_id, user_id, acked_seq FROM members`+s.d.byPrimary+` WHERE `+where+s.d.forUpdate, args,
-			func(rows *sql.Rows) error {
-				var k userTopic
-				var mark int64
-				if err := rows.Scan(&k.topic, &k.user, &mark); err != nil {
-					return err
-				}
-				states[k].mark = mark
-				return nil
-			})
-		if err != nil {
-			return err
-		}
-		err = queryRows(ctx, tx, `SELECT topic_id, user_id, seq FROM acks WHERE `+where, args,
-			func(rows *sql.Rows) error {
-				var k userTopic
-				var seq int64
-				if err := rows.Scan(&k.topic, &k.user, &seq); err != nil {
-					return err
-				}
-				states[k].stored[seq] = true
-				return nil
-			})
+		err := s.queryEach(ctx, tx, []stmt{
+			{`SELECT topic_id, user_id, acked_seq FROM members` + s.d.byPrimary + ` WHERE ` + where + s.d.forUpdate, args},
+			{`SELECT topic_id, user_id, seq FROM acks WHERE ` + where, args},
+		}, func(i int, rows *sql.Rows) error {
+			var k userTopic
+			var v int64
+			if err := rows.Scan(&k.topic, &k.user, &v); err != nil {
+				return err
+			}
+			if i == 0 {
+				states[k].mark = v
+			} else {
+				states[k].stored[v] = true
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
@@ -890,20 +874,20 @@ func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) e
 		}
 	}
 
-	// 4. Write the new marks in one statement, and the acks table's changes.
+	// 4. Write the new marks in one statement, and the acks table's changes,
+	// all in one round trip on MySQL.
+	var writes []stmt
 	if len(changed) > 0 {
 		var q strings.Builder
 		args := make([]any, 0, 5*len(changed))
-		q.WriteString(`UPDATE members SET acked_seq = CASE`)
+		q.WriteString(`UPDATE members` + s.d.byPrimary + ` SET acked_seq = CASE`)
 		for _, k := range changed {
 			q.WriteString(` WHEN topic_id = ? AND user_id = ? THEN ?`)
 			args = append(args, k.topic, k.user, states[k].newMark)
 		}
 		where, wargs := pairArgs(changed)
 		q.WriteString(` ELSE acked_seq END WHERE ` + where)
-		if _, err := tx.ExecContext(ctx, q.String(), append(args, wargs...)...); err != nil {
-			return err
-		}
+		writes = append(writes, stmt{q.String(), append(args, wargs...)})
 	}
 	var ins strings.Builder
 	var insArgs []any
@@ -913,10 +897,8 @@ func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) e
 			continue
 		}
 		if len(st.stored) > 0 && st.newMark > st.mark {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM acks WHERE user_id = ? AND topic_id = ? AND seq <= ?`,
-				k.user, k.topic, st.newMark); err != nil {
-				return err
-			}
+			writes = append(writes, stmt{`DELETE FROM acks WHERE user_id = ? AND topic_id = ? AND seq <= ?`,
+				[]any{k.user, k.topic, st.newMark}})
 		}
 		for seq := range st.acked {
 			if seq > st.newMark && !st.stored[seq] {
@@ -929,11 +911,9 @@ func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) e
 		}
 	}
 	if len(insArgs) > 0 {
-		if _, err := tx.ExecContext(ctx, s.d.insertIgnore+` INTO acks (user_id, topic_id, seq) VALUES `+ins.String(), insArgs...); err != nil {
-			return err
-		}
+		writes = append(writes, stmt{s.d.insertIgnore + ` INTO acks (user_id, topic_id, seq) VALUES ` + ins.String(), insArgs})
 	}
-	return nil
+	return s.execAll(ctx, tx, writes)
 }
 
 // walkMark finds how far the mark of k can move when acks arrive out of
@@ -976,6 +956,108 @@ func queryRows(ctx context.Context, tx *sql.Tx, q string, args []any, each func(
 		}
 	}
 	return rows.Err()
+}
+
+// stmt is one SQL statement and its arguments.
+type stmt struct {
+	q    string
+	args []any
+}
+
+// execAll runs statements that return no rows. Where the dialect allows
+// it (MySQL) they go in one round trip: a transaction's round trips, each a
+// wait for the database's thread to be scheduled, were most of its time.
+func (s *Store) execAll(ctx context.Context, tx *sql.Tx, stmts []stmt) error {
+	if len(stmts) == 0 {
+		return nil
+	}
+	if !s.d.multiStatements {
+		for _, st := range stmts {
+			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	q, args := joinStmts(stmts)
+	// The driver reads every statement's result and returns the first error.
+	_, err := tx.ExecContext(ctx, q, args...)
+	return err
+}
+
+// queryEach runs statements and calls each with the index of the
+// statement and its rows, for every row of every SELECT among them; in one
+// round trip where the dialect allows it.
+func (s *Store) queryEach(ctx context.Context, tx *sql.Tx, stmts []stmt, each func(i int, rows *sql.Rows) error) error {
+	var selects []int
+	for i, st := range stmts {
+		if strings.HasPrefix(st.q, "SELECT") {
+			selects = append(selects, i)
+		}
+	}
+	if !s.d.multiStatements {
+		for i, st := range stmts {
+			var err error
+			if strings.HasPrefix(st.q, "SELECT") {
+				err = queryRows(ctx, tx, st.q, st.args, func(rows *sql.Rows) error { return each(i, rows) })
+			} else {
+				_, err = tx.ExecContext(ctx, st.q, st.args...)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	q, args := joinStmts(stmts)
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	// Results without columns (the other statements') may or may not be
+	// shown, depending on the driver; the SELECTs' come in order.
+	n := 0
+	for {
+		cols, err := rows.Columns()
+		if err != nil {
+			return err
+		}
+		if len(cols) > 0 {
+			if n == len(selects) {
+				return errors.New("multi-statement query: more results than SELECTs")
+			}
+			for rows.Next() {
+				if err := each(selects[n], rows); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		if !rows.NextResultSet() {
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(selects) {
+		return fmt.Errorf("multi-statement query: %d results for %d SELECTs", n, len(selects))
+	}
+	return nil
+}
+
+func joinStmts(stmts []stmt) (string, []any) {
+	var q strings.Builder
+	var args []any
+	for i, st := range stmts {
+		if i > 0 {
+			q.WriteString(";\n")
+		}
+		q.WriteString(st.q)
+		args = append(args, st.args...)
+	}
+	return q.String(), args
 }
 
 func eachChunk(args []any, size int, fn func([]any) error) error {

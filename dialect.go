@@ -34,10 +34,12 @@ type dialect struct {
 	insertIgnore string // INSERT that skips rows colliding with a unique key
 	forUpdate    string // suffix locking the selected rows until commit
 	singleWriter bool   // one write transaction at a time (Store.writeGate)
-	// byPrimary follows a table name in a locking read by primary key. On
-	// a small table MySQL's optimizer prefers a full scan, which locks
-	// every row it passes: concurrent ack batches then deadlocked.
+	// byPrimary follows a table name in a locking read or an update by
+	// primary key. On a small table MySQL's optimizer prefers a full scan,
+	// which locks every row it passes: concurrent batches then deadlocked.
 	byPrimary string
+	// multiStatements: several statements may go in one round trip.
+	multiStatements bool
 	// duplicate reports a unique-key violation.
 	duplicate func(error) bool
 	// transient reports an error a retry of the same transaction may cure
@@ -53,7 +55,10 @@ var mysqlDialect = dialect{
 	insertIgnore: "INSERT IGNORE",
 	forUpdate:    " FOR UPDATE",
 	byPrimary:    " FORCE INDEX (PRIMARY)",
-	duplicate:    func(err error) bool { return mysqlErrno(err) == 1062 },
+	// With InterpolateParams every argument is quoted by the driver, so
+	// joined statements are as safe as single ones.
+	multiStatements: true,
+	duplicate:       func(err error) bool { return mysqlErrno(err) == 1062 },
 	transient: func(err error) bool {
 		n := mysqlErrno(err)
 		return n == 1213 || n == 1205 // deadlock, lock wait timeout
@@ -177,6 +182,7 @@ func openMySQL(ctx context.Context, dsn string) (*sql.DB, *dialect, error) {
 	}
 	cfg.ParseTime = false
 	cfg.InterpolateParams = true  // one round trip per statement, not prepare+execute+close
+	cfg.MultiStatements = true    // Store.execAll and queryAfter join statements
 	cfg.Collation = "utf8mb4_bin" // sets the connection's character set to utf8mb4 too
 
 	db, err := openMySQLPool(ctx, cfg)
