@@ -36,7 +36,8 @@
 #            a -redis-prefix of its own. cluster-pairs-cross: pairs whose two
 #            ends are on different nodes (-addr NODE1,NODE2,NODE3), CPU of
 #            all three nodes; cluster-pairs-same: the baseline, every client
-#            on node1 (CPU of node1)
+#            on node1 (CPU of node1); the -rate5k pair: both held at 5,000
+#            msgs/s, so that their latencies differ by what crossing adds
 #
 # The table (also OUTDIR/summary.md): one row per measurement; each figure
 # is the median over its runs, taken on its own:
@@ -618,7 +619,7 @@ env_get() { # env_get FILE KEY: KEY's value in a cluster.env
 }
 
 suite_cluster() {
-	local benches=(cluster-pairs-cross cluster-pairs-same) b
+	local benches=(cluster-pairs-cross cluster-pairs-same cluster-pairs-cross-rate5k cluster-pairs-same-rate5k) b
 	if ! ensure_mysql; then
 		for b in "${benches[@]}"; do setup_failed "$b" "no MySQL"; done
 		return 0
@@ -652,6 +653,9 @@ suite_cluster() {
 	p1=$(env_get "$e" NODE1_PID) p2=$(env_get "$e" NODE2_PID) p3=$(env_get "$e" NODE3_PID)
 	measure cluster pairs-cross "$a1,$a2,$a3" "$p1,$p2,$p3" "${PAIRS[@]}"
 	measure cluster pairs-same "$a1" "$p1" "${PAIRS[@]}"
+	# What crossing nodes adds to latency, at a rate both can hold.
+	measure cluster pairs-cross-rate5k "$a1,$a2,$a3" "$p1,$p2,$p3" "${PAIRS[@]}" -rate 5000
+	measure cluster pairs-same-rate5k "$a1" "$p1" "${PAIRS[@]}" -rate 5000
 	"$ROOT/scripts/cluster.sh" down -d "$CLUSTER_DIR" >>"$OUTDIR/cluster.log" 2>&1 ||
 		log "warning: scripts/cluster.sh down -d $CLUSTER_DIR failed"
 	CLUSTER_DIR=
