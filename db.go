@@ -79,51 +79,6 @@ func (s *Store) observe(op string, start time.Time) {
 	}
 }
 
-// inTx runs fn in a transaction, retrying a few times when the database
-// reports a deadlock or a busy lock.
-func (s *Store) inTx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
-	defer s.observe(op, time.Now())
-	var err error
-	for attempt := 0; attempt < 4; attempt++ {
-		err = s.tryTx(ctx, fn)
-		if err == nil || !s.d.transient(err) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-	}
-	return s.wrap(op, err)
-}
-
-// enterWrite takes the write gate, if the store has one; release gives it back.
-func (s *Store) enterWrite(ctx context.Context) (release func(), err error) {
-	if s.writeGate == nil {
-		return func() {}, nil
-	}
-	select {
-	case s.writeGate <- struct{}{}:
-		return func() { <-s.writeGate }, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting to write: %w", ctx.Err())
-	}
-}
-
-func (s *Store) tryTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	release, err := s.enterWrite(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
 func nowMS() int64 { return time.Now().UnixMilli() }
 
 // Account is a user with its password hash, for login.
@@ -175,7 +130,7 @@ func (s *Store) Account(ctx context.Context, name string, id int64) (Account, er
 // AddFriend makes a and b friends both ways. created is false when they
 // already were.
 func (s *Store) AddFriend(ctx context.Context, a, b int64) (created bool, err error) {
-	err = s.inTx(ctx, "add_friend", func(tx *sql.Tx) error {
+	err = s.inTx(ctx, "add_friend", func(tx sqlTx) error {
 		now := nowMS()
 		res, err := tx.ExecContext(ctx, s.d.insertIgnore+
 			` INTO friends (user_id, friend_id, created_ms) VALUES (?, ?, ?), (?, ?, ?)`, a, b, now, b, a, now)
@@ -212,7 +167,7 @@ func (s *Store) Friends(ctx context.Context, u int64) ([]User, error) {
 // CreateGroup stores a group with its creator as first member.
 func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc string) (int64, error) {
 	var gid int64
-	err := s.inTx(ctx, "create_group", func(tx *sql.Tx) error {
+	err := s.inTx(ctx, "create_group", func(tx sqlTx) error {
 		now := nowMS()
 		res, err := tx.ExecContext(ctx, `INSERT INTO topics (kind, name, descr, creator_id, last_seq, created_ms)
 			VALUES (?, ?, ?, ?, 0, ?)`, topicGroup, name, desc, creator, now)
@@ -232,7 +187,7 @@ func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc strin
 // JoinGroup adds u to group g. The new member's mark starts at the group's
 // newest message: history is there to read, but nothing old is pending.
 func (s *Store) JoinGroup(ctx context.Context, g, u int64) (joined bool, err error) {
-	err = s.inTx(ctx, "join_group", func(tx *sql.Tx) error {
+	err = s.inTx(ctx, "join_group", func(tx sqlTx) error {
 		var last int64
 		var creator sql.NullInt64
 		err := tx.QueryRowContext(ctx, `SELECT last_seq, creator_id FROM topics WHERE id = ? AND kind = ?`+s.d.forUpdate,
@@ -261,7 +216,7 @@ func (s *Store) JoinGroup(ctx context.Context, g, u int64) (joined bool, err err
 
 // LeaveGroup removes u from g, with whatever u had pending there.
 func (s *Store) LeaveGroup(ctx context.Context, g, u int64) error {
-	return s.inTx(ctx, "leave_group", func(tx *sql.Tx) error {
+	return s.inTx(ctx, "leave_group", func(tx sqlTx) error {
 		var kind int
 		err := tx.QueryRowContext(ctx, `SELECT kind FROM topics WHERE id = ?`, g).Scan(&kind)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && kind != topicGroup) {
@@ -372,7 +327,7 @@ func (s *Store) PairTopic(ctx context.Context, a, b int64, create bool) (int64, 
 	if err != nil || t != 0 || !create {
 		return t, s.wrap("pair topic", err)
 	}
-	err = s.inTx(ctx, "create_pair", func(tx *sql.Tx) error {
+	err = s.inTx(ctx, "create_pair", func(tx sqlTx) error {
 		now := nowMS()
 		if _, err := tx.ExecContext(ctx, s.d.insertIgnore+` INTO topics (kind, pair_lo, pair_hi, last_seq, created_ms)
 			VALUES (?, ?, ?, 0, ?)`, topicPrivate, lo, hi, now); err != nil {
@@ -428,7 +383,7 @@ type senderCID struct {
 func (s *Store) StoreMessages(ctx context.Context, items []*chatItem) {
 	var built bool // the last attempt got as far as COMMIT
 	store := func(lookup bool) error {
-		return s.inTx(ctx, "store_messages", func(tx *sql.Tx) error {
+		return s.inTx(ctx, "store_messages", func(tx sqlTx) error {
 			err := s.storeMessages(ctx, tx, items, lookup)
 			built = err == nil
 			return err
@@ -497,7 +452,7 @@ var errReplayed = errors.New("a cid in the batch was used before")
 // storeMessages stores items in tx. Without lookup it does not look for
 // earlier uses of the items' cids and fails with errReplayed if there is
 // one; the caller then retries with lookup.
-func (s *Store) storeMessages(ctx context.Context, tx *sql.Tx, items []*chatItem, lookup bool) error {
+func (s *Store) storeMessages(ctx context.Context, tx sqlTx, items []*chatItem, lookup bool) error {
 	for _, it := range items {
 		it.dup, it.err, it.uncertain = false, nil, false
 	}
@@ -562,7 +517,7 @@ const cidLookupChunk = 400
 // findReplays marks the items whose (sender, cid) is already stored. Each
 // key is its own point lookup on the (sender_id, cid) index, joined by
 // UNION ALL: a chain of ORs made SQLite scan the whole table.
-func (s *Store) findReplays(ctx context.Context, tx *sql.Tx, keys []senderCID, seen map[senderCID]*chatItem) error {
+func (s *Store) findReplays(ctx context.Context, tx sqlTx, keys []senderCID, seen map[senderCID]*chatItem) error {
 	var q strings.Builder
 	args := make([]any, 0, 2*len(keys))
 	for i, k := range keys {
@@ -596,7 +551,7 @@ func (s *Store) findReplays(ctx context.Context, tx *sql.Tx, keys []senderCID, s
 	return rows.Err()
 }
 
-func (s *Store) insertMessages(ctx context.Context, tx *sql.Tx, items []*chatItem) error {
+func (s *Store) insertMessages(ctx context.Context, tx sqlTx, items []*chatItem) error {
 	// 2. Lock the topics' counters, in id order so that batches on other
 	// nodes cannot deadlock with this one.
 	counts := map[int64]int64{}
@@ -732,7 +687,7 @@ type ackItem struct {
 // topic) the acked seqs join the sparse acks above the mark, and the mark
 // moves up over every seq that is acked or the user's own.
 func (s *Store) AckMessages(ctx context.Context, items []*ackItem) {
-	err := s.inTx(ctx, "ack", func(tx *sql.Tx) error { return s.ackMessages(ctx, tx, items) })
+	err := s.inTx(ctx, "ack", func(tx sqlTx) error { return s.ackMessages(ctx, tx, items) })
 	for _, it := range items {
 		it.err = err
 	}
@@ -747,7 +702,7 @@ type ackState struct {
 	stored        map[int64]bool // seqs in the acks table
 }
 
-func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) error {
+func (s *Store) ackMessages(ctx context.Context, tx sqlTx, items []*ackItem) error {
 	// 1. Which (topic, seq) each id is.
 	owners := map[int64][]int64{} // message id -> users acking it
 	for _, it := range items {
@@ -919,7 +874,7 @@ func (s *Store) ackMessages(ctx context.Context, tx *sql.Tx, items []*ackItem) e
 // walkMark finds how far the mark of k can move when acks arrive out of
 // order or the user's own messages lie in between: up over every seq that
 // is acked (now or before) or the user's own, to the first that is neither.
-func (s *Store) walkMark(ctx context.Context, tx *sql.Tx, k userTopic, st *ackState, top int64) error {
+func (s *Store) walkMark(ctx context.Context, tx sqlTx, k userTopic, st *ackState, top int64) error {
 	for st.newMark < top {
 		n, stop := 0, false
 		err := queryRows(ctx, tx, `SELECT seq, sender_id FROM messages WHERE topic_id = ? AND seq > ? AND seq <= ?
@@ -944,122 +899,6 @@ func (s *Store) walkMark(ctx context.Context, tx *sql.Tx, k userTopic, st *ackSt
 }
 
 // queryRows runs a query and calls each for every row.
-func queryRows(ctx context.Context, tx *sql.Tx, q string, args []any, each func(*sql.Rows) error) error {
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := each(rows); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-// stmt is one SQL statement and its arguments.
-type stmt struct {
-	q    string
-	args []any
-}
-
-// execAll runs statements that return no rows. Where the dialect allows
-// it (MySQL) they go in one round trip: a transaction's round trips, each a
-// wait for the database's thread to be scheduled, were most of its time.
-func (s *Store) execAll(ctx context.Context, tx *sql.Tx, stmts []stmt) error {
-	if len(stmts) == 0 {
-		return nil
-	}
-	if !s.d.multiStatements {
-		for _, st := range stmts {
-			if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	q, args := joinStmts(stmts)
-	// The driver reads every statement's result and returns the first error.
-	_, err := tx.ExecContext(ctx, q, args...)
-	return err
-}
-
-// queryEach runs statements and calls each with the index of the
-// statement and its rows, for every row of every SELECT among them; in one
-// round trip where the dialect allows it.
-func (s *Store) queryEach(ctx context.Context, tx *sql.Tx, stmts []stmt, each func(i int, rows *sql.Rows) error) error {
-	var selects []int
-	for i, st := range stmts {
-		if strings.HasPrefix(st.q, "SELECT") {
-			selects = append(selects, i)
-		}
-	}
-	if !s.d.multiStatements {
-		for i, st := range stmts {
-			var err error
-			if strings.HasPrefix(st.q, "SELECT") {
-				err = queryRows(ctx, tx, st.q, st.args, func(rows *sql.Rows) error { return each(i, rows) })
-			} else {
-				_, err = tx.ExecContext(ctx, st.q, st.args...)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	q, args := joinStmts(stmts)
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	// Results without columns (the other statements') may or may not be
-	// shown, depending on the driver; the SELECTs' come in order.
-	n := 0
-	for {
-		cols, err := rows.Columns()
-		if err != nil {
-			return err
-		}
-		if len(cols) > 0 {
-			if n == len(selects) {
-				return errors.New("multi-statement query: more results than SELECTs")
-			}
-			for rows.Next() {
-				if err := each(selects[n], rows); err != nil {
-					return err
-				}
-			}
-			n++
-		}
-		if !rows.NextResultSet() {
-			break
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if n != len(selects) {
-		return fmt.Errorf("multi-statement query: %d results for %d SELECTs", n, len(selects))
-	}
-	return nil
-}
-
-func joinStmts(stmts []stmt) (string, []any) {
-	var q strings.Builder
-	var args []any
-	for i, st := range stmts {
-		if i > 0 {
-			q.WriteString(";\n")
-		}
-		q.WriteString(st.q)
-		args = append(args, st.args...)
-	}
-	return q.String(), args
-}
-
 func eachChunk(args []any, size int, fn func([]any) error) error {
 	for start := 0; start < len(args); start += size {
 		if err := fn(args[start:min(start+size, len(args))]); err != nil {
