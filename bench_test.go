@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -544,4 +546,47 @@ func benchUserNoFatal(addr, prefix string) (*benchConn, error) {
 	}
 	c.rid = 2
 	return c, nil
+}
+
+// BenchmarkMySQLCommitFloor measures what one tiny MySQL transaction
+// (BEGIN, a one-row INSERT, COMMIT) takes on this machine, paced at 200 a
+// second: the floor under any latency the server can offer on MySQL, since
+// every message waits for at least one such commit. Run it alone and beside
+// a load (see BENCHMARKS.md):
+//
+//	CHAT_TEST_MYSQL='root:@tcp(127.0.0.1:3306)/test' go test -run '^$' -bench MySQLCommitFloor -benchtime 1000x .
+func BenchmarkMySQLCommitFloor(b *testing.B) {
+	dsn := strings.TrimPrefix(mysqlURL(b), "mysql:")
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE floor (id BIGINT AUTO_INCREMENT PRIMARY KEY, v BIGINT) ENGINE=InnoDB`); err != nil {
+		b.Fatal(err)
+	}
+	var h latencyHist
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		<-tick.C
+		start := time.Now()
+		tx, err := db.Begin()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Exec(`INSERT INTO floor (v) VALUES (?)`, i); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		h.record(time.Since(start))
+	}
+	s := h.summary()
+	b.ReportMetric(s.P50, "p50-ms")
+	b.ReportMetric(s.P90, "p90-ms")
+	b.ReportMetric(s.P99, "p99-ms")
+	b.ReportMetric(s.Max, "max-ms")
 }
