@@ -22,7 +22,12 @@ const (
 	// written; past it the reader (or the backlog streamer) waits, which
 	// pushes back on the client through TCP.
 	maxUnwritten = 1024
-	readBufSize  = 2048
+	// An idle connection's read waits on its own idleReadSize bytes: a
+	// ping fits, and a chat of a usual length (a longer frame costs one
+	// more read). A readBufSize buffer is borrowed from readPool while
+	// more comes in. See lineReader.
+	idleReadSize = 256
+	readBufSize  = 4096
 	writeBufSize = 8192
 )
 
@@ -81,19 +86,53 @@ type conn struct {
 	sess atomic.Pointer[session]
 
 	// Reader-goroutine state.
-	pending []<-chan struct{} // deferred replies not yet done
+	pending []<-chan struct{}  // deferred replies not yet done
+	idleBuf [idleReadSize]byte // where a read waits while no frame is coming in
 }
 
 func newConn(srv *Server, nc net.Conn, id uint64) *conn {
-	return &conn{
+	c := &conn{
 		srv:   srv,
 		nc:    nc,
 		id:    id,
-		log:   srv.log.With("conn", id, "remote", nc.RemoteAddr().String()),
 		slots: make(chan struct{}, maxUnwritten),
 		dead:  make(chan struct{}),
 		wake:  make(chan struct{}, 1),
 	}
+	c.log = slog.New(connLog{c})
+	return c
+}
+
+// connLog is the handler of a connection's logger: srv.log's, with the
+// connection's attributes first. It adds them when a record is logged;
+// slog.With would format them up front, for every connection, in a few
+// hundred bytes it keeps while idle.
+type connLog struct{ c *conn }
+
+func (h connLog) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.c.srv.log.Enabled(ctx, l)
+}
+
+func (h connLog) Handle(ctx context.Context, r slog.Record) error {
+	r2 := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r2.AddAttrs(h.attrs()...)
+	r.Attrs(func(a slog.Attr) bool {
+		r2.AddAttrs(a)
+		return true
+	})
+	return h.c.srv.log.Handler().Handle(ctx, r2)
+}
+
+func (h connLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return h.c.srv.log.Handler().WithAttrs(h.attrs()).WithAttrs(as)
+}
+
+func (h connLog) WithGroup(name string) slog.Handler {
+	return h.c.srv.log.Handler().WithAttrs(h.attrs()).WithGroup(name)
+}
+
+func (h connLog) attrs() []slog.Attr {
+	return []slog.Attr{slog.Uint64("conn", h.c.id), slog.String("remote", h.c.nc.RemoteAddr().String())}
 }
 
 func (c *conn) userID() int64 {
@@ -105,13 +144,22 @@ func (c *conn) userID() int64 {
 
 // serve runs the reader loop until the connection ends, then tears the
 // session down and waits for the writer to finish.
+//
+// serve and readLoop stay on the reader's stack while it waits for input,
+// and under every request it handles: they keep small frames and leave the
+// rest of the work to the functions they call. An idle reader's stack is
+// then 4 KiB, not 8 (see lineReader).
 func (c *conn) serve() {
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
-	final, eof := c.readLoop()
+	var writer sync.WaitGroup
+	writer.Go(c.writeLoop)
+	c.windDown(c.readLoop())
+	writer.Wait()
+	c.nc.Close()
+}
+
+// windDown follows the reader loop: it ends the session, then has the
+// writer send what is queued, then final (if any), and close.
+func (c *conn) windDown(final []byte, eof bool) {
 	c.waitPending()
 	if s := c.sess.Load(); s != nil {
 		if eof {
@@ -130,60 +178,162 @@ func (c *conn) serve() {
 		}{"the server is shutting down; reconnect to another node"})
 	}
 	c.finish(final)
-	<-writerDone
-	c.nc.Close()
 }
 
 // readLoop reads frames until EOF, an error, the idle timeout or shutdown.
 // It returns a last frame to send before closing, if any, and whether the
 // client closed its side cleanly.
 func (c *conn) readLoop() (last []byte, eof bool) {
-	br := bufio.NewReaderSize(c.nc, readBufSize)
-	var long []byte // a frame longer than the read buffer, gathered
-	max := c.srv.cfg.MaxFrame
-	for {
-		if c.srv.closing.Load() {
-			return nil, false
-		}
-		c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
-		chunk, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if len(long)+len(chunk) > max+1 { // +1: a '\r' before '\n' is not counted
-				return c.tooLarge(), false
+	lr := lineReader{c: c, next: true}
+	defer lr.release()
+	for !c.srv.closing.Load() {
+		line, ok, err := lr.line()
+		switch {
+		case ok && err == nil:
+			c.handleLine(line)
+			if c.isDraining() {
+				return nil, false
 			}
-			long = append(long, chunk...)
-			continue
-		}
-		if err != nil {
-			if len(chunk)+len(long) > 0 && errors.Is(err, io.EOF) {
-				// A last frame without '\n': serve it, the client may have
-				// half-closed and be waiting for the reply.
-				line := append(long, chunk...)
-				if len(line) <= max {
-					c.handleLine(line)
-				}
-			}
-			c.logReadEnd(err)
-			return nil, errors.Is(err, io.EOF)
-		}
-		line := chunk[:len(chunk)-1]
-		if long != nil {
-			line = append(long, line...)
-			long = nil
-		}
-		if n := len(bytes.TrimSuffix(line, []byte{'\r'})); n > max {
-			return c.tooLarge(), false
-		}
-		c.handleLine(line)
-		if c.isDraining() {
-			return nil, false
+		case err == nil:
+			lr.err = lr.fill() // the one call that waits
+		default:
+			return c.readEnd(line, ok, err)
 		}
 	}
+	return nil, false
 }
 
-func (c *conn) tooLarge() []byte {
-	c.srv.metrics.errors.inc("error", string(CodeFrameTooLarge))
-	return errReply("error", nil, protoErr(CodeFrameTooLarge, "frame longer than %d bytes", c.srv.cfg.MaxFrame))
+// readEnd handles the error that ends the reader loop, and a last frame
+// without '\n' before EOF, which it serves: the client may have
+// half-closed and be waiting for the reply.
+func (c *conn) readEnd(line []byte, ok bool, err error) (last []byte, eof bool) {
+	if perr, isProto := err.(*ProtoError); isProto {
+		c.srv.metrics.errors.inc("error", string(perr.Code))
+		return errReply("error", nil, perr), false
+	}
+	if ok {
+		c.handleLine(line)
+	}
+	c.logReadEnd(err)
+	return nil, errors.Is(err, io.EOF)
+}
+
+// readPool holds the buffers connections read into while frames arrive.
+var readPool = sync.Pool{New: func() any {
+	b := make([]byte, readBufSize)
+	return &b
+}}
+
+// lineReader splits a connection's input into lines. It holds no buffer
+// while the connection is idle: a read waits on the connection's own
+// idleReadSize bytes, and a buffer is borrowed from readPool only while
+// the input does not fit there (the last read filled the buffer, or a frame
+// is longer). The connection's frames then come in readBufSize reads, as
+// from a bufio.Reader. A frame longer than that is gathered in long.
+//
+// It lives on the reader goroutine's stack, which is kept short while the
+// reader waits: GC halves a goroutine's stack only while under a quarter of
+// it is in use (800 bytes of guard counted), so an idle reader with more
+// than about 1,240 bytes on its stack would keep 8 KiB, not 4.
+type lineReader struct {
+	c    *conn
+	big  *[]byte // borrowed from readPool; nil: reading into c.idleBuf
+	r, w int     // buf()[r:w] is read and not yet returned
+	full bool    // the last read filled the buffer: more is likely waiting
+	next bool    // a line was returned since the read deadline was set
+	long []byte  // the start of a frame longer than the buffer
+	err  error   // the read error, returned once no more lines are read
+}
+
+// buf is the buffer being read into.
+func (lr *lineReader) buf() []byte {
+	if lr.big != nil {
+		return *lr.big
+	}
+	return lr.c.idleBuf[:]
+}
+
+// line returns the next line read, without its '\n'; it is valid until the
+// next call. It reads nothing: with no line (ok false) and no error, fill
+// must read more. A frame longer than -max-frame ('\r' before '\n' not
+// counted) is a frame_too_large *ProtoError. A read error comes once the
+// lines read before it are returned; with io.EOF comes a last frame without
+// '\n', if there is one and it fits.
+func (lr *lineReader) line() (line []byte, ok bool, err error) {
+	max := lr.c.srv.cfg.MaxFrame
+	buf := lr.buf()
+	if i := bytes.IndexByte(buf[lr.r:lr.w], '\n'); i >= 0 {
+		line = buf[lr.r : lr.r+i]
+		lr.r += i + 1
+		if lr.long != nil {
+			line = append(lr.long, line...)
+			lr.long = nil
+		}
+		if len(bytes.TrimSuffix(line, []byte{'\r'})) > max {
+			return nil, false, lr.tooLarge()
+		}
+		lr.next = true
+		return line, true, nil
+	}
+	partial := len(lr.long) + lr.w - lr.r
+	if lr.err != nil {
+		if partial > 0 && partial <= max && errors.Is(lr.err, io.EOF) {
+			line, ok = append(lr.long, buf[lr.r:lr.w]...), true
+		}
+		lr.long, lr.r, lr.w = nil, 0, 0
+		return line, ok, lr.err
+	}
+	if partial > max+1 { // +1: a '\r' before '\n' is not counted
+		return nil, false, lr.tooLarge()
+	}
+	return nil, false, nil
+}
+
+func (lr *lineReader) tooLarge() *ProtoError {
+	return protoErr(CodeFrameTooLarge, "frame longer than %d bytes", lr.c.srv.cfg.MaxFrame)
+}
+
+// fill reads more input after the bytes not yet returned, which it first
+// moves to the front of the buffer it reads into.
+func (lr *lineReader) fill() error {
+	c := lr.c
+	part := lr.buf()[lr.r:lr.w]
+	if !lr.full && lr.long == nil && len(part) < len(c.idleBuf) {
+		lr.r, lr.w = 0, copy(c.idleBuf[:], part)
+		lr.release()
+	} else {
+		if lr.big == nil {
+			lr.big = readPool.Get().(*[]byte)
+		}
+		if len(part) == len(*lr.big) {
+			lr.long = append(lr.long, part...)
+			part = nil
+		}
+		lr.r, lr.w = 0, copy(*lr.big, part)
+	}
+	if lr.next {
+		// The idle timeout runs from the first wait after a line: the
+		// reads for the rest of the next one do not extend it.
+		c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+		lr.next = false
+	}
+	if c.srv.closing.Load() || c.isDraining() {
+		// stopReading may have set its deadline before ours.
+		return os.ErrDeadlineExceeded
+	}
+	buf := lr.buf()
+	n, err := c.nc.Read(buf[lr.w:])
+	lr.full = n == len(buf)-lr.w
+	lr.w += n
+	return err
+}
+
+// release gives the borrowed buffer back.
+func (lr *lineReader) release() {
+	if lr.big != nil {
+		readPool.Put(lr.big)
+		lr.big = nil
+	}
 }
 
 func (c *conn) logReadEnd(err error) {
@@ -204,15 +354,20 @@ func (c *conn) handleLine(line []byte) {
 		return // blank line
 	}
 	if perr != nil {
-		var rid []byte
-		if r != nil {
-			rid = r.RID
-		}
-		c.srv.metrics.errors.inc("error", string(perr.Code))
-		c.reply(errReply("error", rid, perr))
+		c.badFrame(r, perr)
 		return
 	}
 	c.srv.dispatch(c, r)
+}
+
+// badFrame answers a frame that is not a request.
+func (c *conn) badFrame(r *Request, perr *ProtoError) {
+	var rid []byte
+	if r != nil {
+		rid = r.RID
+	}
+	c.srv.metrics.errors.inc("error", string(perr.Code))
+	c.reply(errReply("error", rid, perr))
 }
 
 // reply queues a ready reply, waiting for an unwritten slot.
@@ -357,6 +512,7 @@ func (c *conn) abort() {
 	c.ordered, c.pushes, c.last = nil, nil, nil
 	c.mu.Unlock()
 	c.markDead()
+	c.signal() // the writer waits on wake alone when idle
 	c.nc.Close()
 }
 
@@ -385,10 +541,15 @@ func (c *conn) writeLoop() {
 		for n < len(c.ordered) && c.ordered[n].ready() {
 			n++
 		}
-		replies = append(replies[:0], c.ordered[:n]...)
-		rest := copy(c.ordered, c.ordered[n:])
-		clear(c.ordered[rest:])
-		c.ordered = c.ordered[:rest]
+		if n == len(c.ordered) {
+			replies, c.ordered = c.ordered, replies[:0]
+		} else {
+			replies = append(replies[:0], c.ordered[:n]...)
+			rest := copy(c.ordered, c.ordered[n:])
+			clear(c.ordered[rest:])
+			c.ordered = c.ordered[:rest]
+		}
+		rest := len(c.ordered)
 		var headWait <-chan struct{}
 		if rest > 0 {
 			headWait = c.ordered[0].wait
@@ -398,6 +559,16 @@ func (c *conn) writeLoop() {
 		}
 		finished := c.draining && rest == 0 && (len(c.pushes) == 0 || c.held)
 		last := c.last
+		if len(replies)+len(pushes) == 0 {
+			// Nothing to write: an idle connection keeps no queue arrays.
+			if rest == 0 {
+				c.ordered = nil
+			}
+			if len(c.pushes) == 0 {
+				c.pushes = nil
+			}
+			replies, pushes = nil, nil
+		}
 		c.mu.Unlock()
 
 		if bw == nil && (len(replies)+len(pushes) > 0 || finished && last != nil) {
@@ -435,11 +606,20 @@ func (c *conn) writeLoop() {
 			}
 			return
 		}
+		// Each channel a goroutine waits on takes a sudog: an idle writer
+		// waits on wake alone, which abort signals too.
+		if headWait == nil {
+			<-c.wake
+		} else {
+			select {
+			case <-c.wake:
+			case <-headWait:
+			}
+		}
 		select {
-		case <-c.wake:
-		case <-headWait:
 		case <-c.dead:
 			return
+		default:
 		}
 	}
 }

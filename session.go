@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -16,50 +17,53 @@ type session struct {
 	// backlogDone is closed when the backlog streamer has finished.
 	backlogDone chan struct{}
 	mu          sync.Mutex // guards the sets below
-	friends     map[int64]bool
-	groups      map[int64]bool // groups the user is a member of
+	// Sorted ids: a fraction of a map's size, for the few dozen a user has.
+	friends []int64
+	groups  []int64 // groups the user is a member of
 }
 
 func (s *session) addFriend(id int64) {
 	s.mu.Lock()
-	s.friends[id] = true
+	s.friends = addID(s.friends, id)
 	s.mu.Unlock()
 }
 
 func (s *session) friendIDs() []int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]int64, 0, len(s.friends))
-	for id := range s.friends {
-		ids = append(ids, id)
-	}
-	return ids
+	return slices.Clone(s.friends)
 }
 
 func (s *session) inGroup(g int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.groups[g]
+	_, ok := slices.BinarySearch(s.groups, g)
+	return ok
 }
 
 func (s *session) setGroup(g int64, member bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if member {
-		s.groups[g] = true
-	} else {
-		delete(s.groups, g)
+		s.groups = addID(s.groups, g)
+	} else if i, ok := slices.BinarySearch(s.groups, g); ok {
+		s.groups = slices.Delete(s.groups, i, i+1)
 	}
 }
 
 func (s *session) groupIDs() []int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]int64, 0, len(s.groups))
-	for id := range s.groups {
-		ids = append(ids, id)
+	return slices.Clone(s.groups)
+}
+
+// addID inserts id into the sorted set ids.
+func addID(ids []int64, id int64) []int64 {
+	i, ok := slices.BinarySearch(ids, id)
+	if ok {
+		return ids
 	}
-	return ids
+	return slices.Insert(ids, i, id)
 }
 
 // rateLimiter is a token bucket: rate tokens a second, up to burst.
@@ -98,17 +102,21 @@ func (c *conn) startSession(ctx context.Context, u User, friends []User, groups 
 		user:    u,
 		ref:     SessionRef{Node: srv.cfg.Node, ID: c.id},
 		limiter: newRateLimiter(srv.cfg.Rate),
-		friends: make(map[int64]bool, len(friends)),
-		groups:  make(map[int64]bool, len(groups)),
 
 		backlogDone: make(chan struct{}),
 	}
+	s.friends = make([]int64, 0, len(friends))
 	for _, f := range friends {
-		s.friends[f.ID] = true
+		s.friends = append(s.friends, f.ID)
 	}
+	s.groups = make([]int64, 0, len(groups))
 	for _, g := range groups {
-		s.groups[g.ID] = true
+		s.groups = append(s.groups, g.ID)
 	}
+	slices.Sort(s.friends)
+	s.friends = slices.Compact(s.friends)
+	slices.Sort(s.groups)
+	s.groups = slices.Compact(s.groups)
 	// Claim and register must not interleave with another login of the same
 	// user, or presence and the hub could name different sessions.
 	unlock := srv.lockUser(u.ID)
