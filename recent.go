@@ -16,8 +16,10 @@ type recentMessages struct {
 
 type topicSeq struct{ topic, seq int64 }
 
+// newRecentMessages holds up to size places; it grows to that as
+// messages are stored, so an idle server does not pay for it.
 func newRecentMessages(size int) *recentMessages {
-	return &recentMessages{where: make(map[int64]topicSeq, size), ring: make([]int64, size)}
+	return &recentMessages{where: map[int64]topicSeq{}, ring: make([]int64, 0, size)}
 }
 
 func (r *recentMessages) add(items []*chatItem) {
@@ -27,12 +29,14 @@ func (r *recentMessages) add(items []*chatItem) {
 		if it.err != nil || it.dup || it.msg.ID == 0 {
 			continue
 		}
-		if old := r.ring[r.next]; old != 0 {
-			delete(r.where, old)
+		if len(r.ring) < cap(r.ring) {
+			r.ring = append(r.ring, it.msg.ID)
+		} else {
+			delete(r.where, r.ring[r.next])
+			r.ring[r.next] = it.msg.ID
+			r.next = (r.next + 1) % len(r.ring)
 		}
-		r.ring[r.next] = it.msg.ID
 		r.where[it.msg.ID] = topicSeq{it.msg.Topic, it.msg.Seq}
-		r.next = (r.next + 1) % len(r.ring)
 	}
 }
 
