@@ -26,18 +26,34 @@ func (r *recentMessages) add(items []*chatItem) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, it := range items {
-		if it.err != nil || it.dup || it.msg.ID == 0 {
-			continue
+		if it.err == nil && !it.dup && it.msg.ID != 0 {
+			r.noteLocked(it.msg.ID, topicSeq{it.msg.Topic, it.msg.Seq})
 		}
-		if len(r.ring) < cap(r.ring) {
-			r.ring = append(r.ring, it.msg.ID)
-		} else {
-			delete(r.where, r.ring[r.next])
-			r.ring[r.next] = it.msg.ID
-			r.next = (r.next + 1) % len(r.ring)
-		}
-		r.where[it.msg.ID] = topicSeq{it.msg.Topic, it.msg.Seq}
 	}
+}
+
+// note records the place of a message another node stored and this one
+// delivers: its recipient's ack comes here.
+func (r *recentMessages) note(id int64, at topicSeq) {
+	if id == 0 || at.topic == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.where[id]; !ok {
+		r.noteLocked(id, at)
+	}
+}
+
+func (r *recentMessages) noteLocked(id int64, at topicSeq) {
+	if len(r.ring) < cap(r.ring) {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.where, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % len(r.ring)
+	}
+	r.where[id] = at
 }
 
 // find calls found for each id it holds and returns the others.

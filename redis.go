@@ -422,7 +422,8 @@ func (rc *redisCluster) flush(batch []outItem) error {
 			for node, n := range counts {
 				if n > 0 {
 					add(node, func(b *bytes.Buffer) {
-						fmt.Fprintf(b, "g %d %d %d\n", it.group, it.except, it.push.Kind)
+						fmt.Fprintf(b, "g %d %d %d %d %d %d\n", it.group, it.except, it.push.Kind,
+							it.push.MsgID, it.push.At.topic, it.push.At.seq)
 						b.Write(it.push.Frame)
 					})
 				}
@@ -432,7 +433,8 @@ func (rc *redisCluster) flush(batch []outItem) error {
 		v, _ := redis.String(reply, nil)
 		node, _, _ := parseClaim(v)
 		add(node, func(b *bytes.Buffer) {
-			fmt.Fprintf(b, "u %d %d %d\n", it.user, it.push.Kind, it.push.Friend)
+			fmt.Fprintf(b, "u %d %d %d %d %d %d\n", it.user, it.push.Kind, it.push.Friend,
+				it.push.MsgID, it.push.At.topic, it.push.At.seq)
 			b.Write(it.push.Frame)
 		})
 	}
@@ -494,10 +496,17 @@ func (rc *redisCluster) receive(data []byte) {
 			if err != nil {
 				return
 			}
+			// The message's id, topic and seq come last; a node of an
+			// older version sends none (they read as 0).
 			if f[0] == "u" {
-				rc.srv.hub.toUser(num(1), &Push{Kind: pushKind(num(2)), Friend: num(3), Frame: frame})
+				p := &Push{Kind: pushKind(num(2)), Friend: num(3), Frame: frame, MsgID: num(4), At: topicSeq{num(5), num(6)}}
+				if rc.srv.hub.toUser(num(1), p) {
+					rc.srv.store.recent.note(p.MsgID, p.At)
+				}
 			} else {
-				rc.srv.hub.toGroup(num(1), num(2), &Push{Kind: pushKind(num(3)), Frame: frame})
+				p := &Push{Kind: pushKind(num(3)), Frame: frame, MsgID: num(4), At: topicSeq{num(5), num(6)}}
+				rc.srv.hub.toGroup(num(1), num(2), p)
+				rc.srv.store.recent.note(p.MsgID, p.At)
 			}
 		default:
 			return

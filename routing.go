@@ -44,6 +44,10 @@ type Push struct {
 	Kind   pushKind
 	Frame  []byte
 	Friend int64 // pushFriendAdded: the new friend's id
+	// pushMessage: where the message sits, so that the node that delivers
+	// it finds it when the recipient acks (recentMessages) without a query.
+	MsgID int64
+	At    topicSeq
 }
 
 // Router carries pushes to users wherever they are logged in. Delivery is

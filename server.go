@@ -259,7 +259,7 @@ func (s *Server) storeChats(items []*chatItem) {
 			continue
 		}
 		s.metrics.messagesStored.Add(1)
-		p := &Push{Kind: pushMessage, Frame: messagePush(&it.msg, false)}
+		p := &Push{Kind: pushMessage, Frame: messagePush(&it.msg, false), MsgID: it.msg.ID, At: topicSeq{it.msg.Topic, it.msg.Seq}}
 		if it.msg.Group != 0 {
 			s.router.ToGroup(it.msg.Group, it.msg.From, p)
 		} else {
