@@ -291,11 +291,13 @@ type loadReport struct {
 	E2ELatency   *latencySummary `json:"e2e_latency_ms,omitempty"`
 
 	// conns
-	Conns          int     `json:"conns,omitempty"`
-	ConnsLost      int     `json:"conns_lost,omitempty"`
-	SetupPerS      float64 `json:"setup_per_s,omitempty"`
-	ServerRSSStart int64   `json:"server_rss_start,omitempty"`
-	RSSPerConn     int64   `json:"server_rss_per_conn,omitempty"`
+	Conns           int     `json:"conns,omitempty"`
+	ConnsLost       int     `json:"conns_lost,omitempty"`
+	SetupPerS       float64 `json:"setup_per_s,omitempty"`
+	ServerRSSStart  int64   `json:"server_rss_start,omitempty"`
+	ServerRSSLogin  int64   `json:"server_rss_after_login,omitempty"`
+	RSSPerConnLogin int64   `json:"server_rss_per_conn_after_login,omitempty"`
+	RSSPerConn      int64   `json:"server_rss_per_conn,omitempty"` // at the end of the hold
 	// login
 	Registers      int64           `json:"registers,omitempty"`
 	RegisterPerS   float64         `json:"registers_per_s,omitempty"`
@@ -328,9 +330,10 @@ func (r *loadReport) print(w io.Writer) {
 			r.Acked, r.Expected, r.Lost, r.Dup, r.OutOfOrder, r.Stale)
 	case "conns":
 		fmt.Fprintf(w, "connections %d held, %d lost; set up at %.0f/s\n", r.Conns, r.ConnsLost, r.SetupPerS)
-		if r.RSSPerConn > 0 {
-			fmt.Fprintf(w, "server RSS %s before, %s with the connections: %s per connection\n",
-				bytesIEC(r.ServerRSSStart), bytesIEC(r.ServerRSS), bytesIEC(r.RSSPerConn))
+		if r.ServerRSSLogin > 0 {
+			fmt.Fprintf(w, "server RSS %s before, %s after the logins (%s per connection), %s after holding them %.0f s idle: %s per connection\n",
+				bytesIEC(r.ServerRSSStart), bytesIEC(r.ServerRSSLogin), bytesIEC(r.RSSPerConnLogin),
+				bytesIEC(r.ServerRSS), r.Seconds, bytesIEC(r.RSSPerConn))
 		}
 	case "login":
 		fmt.Fprintf(w, "register %8.0f/s (%d)\n", r.RegisterPerS, r.Registers)

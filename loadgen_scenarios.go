@@ -607,7 +607,8 @@ func runConns(cfg loadConfig, progress io.Writer) (*loadReport, error) {
 	m := &meter{pids: cfg.pids}
 	m.begin()
 	if len(cfg.pids) > 0 && m.srvErr == nil {
-		rep.RSSPerConn = (m.srv.rss - before.rss) / int64(cfg.conns)
+		rep.ServerRSSLogin = m.srv.rss
+		rep.RSSPerConnLogin = (m.srv.rss - before.rss) / int64(cfg.conns)
 	}
 	ping := []byte(`{"type":"ping","rid":0}` + "\n")
 	pingAll := func() {
@@ -650,6 +651,12 @@ func runConns(cfg loadConfig, progress io.Writer) (*loadReport, error) {
 	}
 	rep.ConnsLost = len(conns) - answered
 	m.fill(rep, 0, 0)
+	if len(cfg.pids) > 0 && m.srvErr == nil {
+		// What idle connections cost is what is left once they have sat
+		// idle: the garbage of logging in is collected (a GC runs at least
+		// every 2 minutes) and returned to the system over time.
+		rep.RSSPerConn = (m.srvEnd.rss - before.rss) / int64(cfg.conns)
+	}
 	return rep, nil
 }
 

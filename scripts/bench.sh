@@ -27,10 +27,11 @@
 #            10,000 msgs/s in all: latency at a set rate), mysql-login: each
 #            on a fresh server on database chatbench, dropped and recreated
 #            first
-#   conns    conns-idle: 15,000 idle logged-in connections (CHAT_BENCH_CONNS
-#            sets the number) held for SECONDS on a fresh SQLite server. Later
-#            runs reuse memory the Go runtime kept from earlier ones: run 1
-#            is the cold figure (see its .txt)
+#   conns    conns-idle-rI: 15,000 idle logged-in connections (CHAT_BENCH_CONNS
+#            sets the number) held for 150 s (CHAT_BENCH_CONNS_HOLD), past
+#            the runtime's 2-minute forced GC, on a fresh SQLite server for
+#            each run (a row each): the server's RSS growth per connection
+#            at the end of the hold
 #   cluster  scripts/cluster.sh up: 3 nodes behind nginx on MySQL database
 #            chatbench_cluster (dropped and recreated first) and Redis, with
 #            a -redis-prefix of its own. cluster-pairs-cross: pairs whose two
@@ -94,6 +95,7 @@ PAIRS=(-scenario pairs -pairs 50 -window 64)
 GROUP=(-scenario group -groups 10 -members 100 -senders 1 -window 64)
 LOGIN=(-scenario login -concurrency 8)
 CONNS=${CHAT_BENCH_CONNS:-15000}
+CONNS_HOLD=${CHAT_BENCH_CONNS_HOLD:-150} # seconds
 START_TIMEOUT=60 # seconds for a server to accept
 STOP_TIMEOUT=30  # seconds before SIGKILL (graceful shutdown takes up to 20 s)
 
@@ -125,7 +127,8 @@ shift $((OPTIND - 1))
 case $RUNS in '' | *[!0-9]* | 0) log "-r wants a positive number, not '$RUNS'"; usage ;; esac
 case $DURATION in '' | *[!0-9]* | 0) log "-d wants a positive number of seconds, not '$DURATION'"; usage ;; esac
 case $CONNS in '' | *[!0-9]* | 0) log "CHAT_BENCH_CONNS wants a positive number, not '$CONNS'"; usage ;; esac
-RUNS=$((10#$RUNS)) DURATION=$((10#$DURATION)) CONNS=$((10#$CONNS))
+case $CONNS_HOLD in '' | *[!0-9]* | 0) log "CHAT_BENCH_CONNS_HOLD wants a positive number of seconds, not '$CONNS_HOLD'"; usage ;; esac
+RUNS=$((10#$RUNS)) DURATION=$((10#$DURATION)) CONNS=$((10#$CONNS)) CONNS_HOLD=$((10#$CONNS_HOLD))
 if [ "$RUNS" -eq 0 ] || [ "$DURATION" -eq 0 ] || [ "$CONNS" -eq 0 ]; then log "-r, -d and CHAT_BENCH_CONNS must not be 0"; usage; fi
 SUITES=()
 for s in "$@"; do
@@ -607,7 +610,14 @@ suite_mysql() {
 }
 
 suite_conns() {
-	sqlite_measure conns idle -scenario conns -conns "$CONNS"
+	# One fresh server a run, each its own row: a second run on the same
+	# server reuses memory the first one's connections left, and reads near
+	# 0. The hold outlasts the runtime's 2-minute forced GC, so the figure
+	# is what idle connections keep, not the garbage of logging them in.
+	local runs=$RUNS i
+	for ((i = 1; i <= runs; i++)); do
+		RUNS=1 sqlite_measure conns "idle-r$i" -scenario conns -conns "$CONNS" -duration "${CONNS_HOLD}s"
+	done
 }
 
 env_get() { # env_get FILE KEY: KEY's value in a cluster.env
