@@ -121,7 +121,10 @@ func (c *conn) streamBacklog(ctx context.Context, s *session, done chan struct{}
 	b := &backlog{store: c.srv.store, user: s.user.ID}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		qctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		// Not derived from the session's ctx: a child would leave a map
+		// in it for the session's whole life (560 bytes on every idle
+		// connection). A page read is short; the loop checks ctx between.
+		qctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		msgs, err := b.next(qctx)
 		cancel()
 		for _, m := range msgs {

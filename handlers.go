@@ -29,6 +29,9 @@ type command struct {
 	// deferred handlers reply later; consecutive deferred requests run
 	// together (and batch), any other request first waits for them.
 	deferred bool
+	// local handlers touch neither the store nor Redis: no deadline (a
+	// ping every 30 s from every idle connection would make a timer each).
+	local bool
 }
 
 var commands map[string]command
@@ -37,7 +40,7 @@ func init() {
 	commands = map[string]command{
 		"register":     {handle: handleRegister},
 		"login":        {handle: handleLogin},
-		"ping":         {handle: handlePing},
+		"ping":         {handle: handlePing, local: true},
 		"logout":       {handle: handleLogout, auth: true},
 		"chat":         {handle: handleChat, auth: true, deferred: true},
 		"group_chat":   {handle: handleGroupChat, auth: true, deferred: true},
@@ -73,7 +76,10 @@ func (s *Server) dispatch(c *conn, r *Request) {
 	if !cmd.deferred {
 		c.waitPending()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := context.Background(), func() {}
+	if !cmd.local {
+		ctx, cancel = context.WithTimeout(ctx, storeTimeout)
+	}
 	resp := cmd.handle(ctx, c, r)
 	cancel()
 	if resp.wait == nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,7 @@ type Server struct {
 	dummy     []byte // bcrypt hash compared against for unknown users
 
 	closing   atomic.Bool
+	quit      chan struct{} // closed by Shutdown: stops the node's own goroutines
 	nextID    atomic.Uint64
 	userLocks userLocks
 
@@ -114,6 +116,8 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 	if s.cluster != nil {
 		s.cluster.start()
 	}
+	s.quit = make(chan struct{})
+	go s.trimWhenQuiet(quietTrimEvery, s.quit, debug.FreeOSMemory)
 	return s, nil
 }
 
@@ -204,6 +208,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.closing.Swap(true) {
 		return nil
 	}
+	close(s.quit)
 	s.mu.Lock()
 	if s.ln != nil {
 		s.ln.Close()
