@@ -26,7 +26,8 @@ import (
 //	P:ng:NODE      set   groups a node has members of (to clean up after it)
 //
 // and listens on its own channel P:to:NODE, and on P:all, which carries
-// "r": push every session what is pending. A claim counts only while its
+// "r": push every session what is pending (after a Redis outage, and after
+// a node died with pushes in its outbox). A claim counts only while its
 // node's heartbeat lives: a node that dies takes its users offline within
 // nodeTTL, and any node that notices removes what it left.
 const (
@@ -738,6 +739,13 @@ func (rc *redisCluster) heartbeat() error {
 		if len(gone) > 0 {
 			rc.srv.log.Info("node gone: its users are offline", "node", n, "users", len(gone))
 			go rc.srv.announceOffline(gone)
+			// What the dead node stored but had not yet routed (its
+			// outbox dies with it) is pending: every node pushes its
+			// sessions what is pending. Only the node whose reap took the
+			// users asks, once.
+			if _, err := c.Do("PUBLISH", rc.allChannel(), "r\n"); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
