@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // The load generator (go run -tags bench .): a client of the wire protocol
@@ -117,6 +118,8 @@ func parseLoadConfig(args []string, usage io.Writer) (loadConfig, error) {
 		return cfg, errors.New("-size must be 40 to 4096 bytes (the text carries a sequence number and a send time)")
 	case cfg.rate < 0:
 		return cfg, errors.New("-rate must not be negative")
+	case !utf8.ValidString(cfg.password):
+		return cfg, errors.New("-password must be valid UTF-8")
 	case len(cfg.prefix) > 20:
 		return cfg, errors.New("-prefix is at most 20 characters")
 	}
@@ -138,6 +141,13 @@ func runLoadgen(args []string, stdout, stderr io.Writer) int {
 	progress := stderr
 	if cfg.quiet {
 		progress = io.Discard
+	}
+	if len(cfg.pids) > 0 {
+		// A wrong -pid would otherwise only leave the server's figures out.
+		if _, err := readProcs(cfg.pids); err != nil {
+			fmt.Fprintf(stderr, "chat-bench: %v\n", err)
+			return 2
+		}
 	}
 	rep, err := runScenario(cfg, progress)
 	if err != nil {
@@ -216,8 +226,9 @@ type lgReply struct {
 	groupID int64
 }
 
-// call sends one request (a JSON object without its closing brace's
-// rid) and reads until its reply, skipping pushes.
+// call sends one request of type typ with fields (JSON members without
+// braces, e.g. `"group":7`), numbered with the next rid, and reads until
+// its reply, skipping pushes.
 func (c *lgConn) call(typ, fields string) (lgReply, error) {
 	c.rid++
 	req := `{"type":"` + typ + `","rid":` + strconv.FormatInt(c.rid, 10)
@@ -242,10 +253,18 @@ func (c *lgConn) call(typ, fields string) (lgReply, error) {
 	}
 }
 
+// credentials are the members of a register or login request, quoted by
+// the server's own JSON string encoder.
+func credentials(name, password string) string {
+	b := append([]byte(`"name":`), appendString(nil, name)...)
+	b = append(b, `,"password":`...)
+	return string(appendString(b, password))
+}
+
 // login registers name (an existing name is fine: runs may share users
 // through -prefix) and logs it in, returning the user id.
 func (c *lgConn) login(name, password string) (int64, error) {
-	creds := `"name":` + strconv.Quote(name) + `,"password":` + strconv.Quote(password)
+	creds := credentials(name, password)
 	r, err := c.call("register", creds)
 	if err != nil {
 		return 0, err

@@ -442,6 +442,19 @@ func (cfg *loadConfig) addrFor(i int) string { return cfg.addrs[i%len(cfg.addrs)
 
 // runPairs: N senders, each with its own recipient.
 func runPairs(cfg loadConfig, progress io.Writer) (*loadReport, error) {
+	r, senders, err := setupPairs(cfg, progress)
+	if err != nil {
+		return nil, err
+	}
+	rep := r.report(len(senders))
+	r.drive(senders, progress, rep)
+	rep.Lost = r.pairsLost(senders)
+	return rep, nil
+}
+
+// setupPairs logs every pair in; the recipient of senders[i] is
+// r.clients[2*i+1].
+func setupPairs(cfg loadConfig, progress io.Writer) (*lgRun, []*lgClient, error) {
 	r := newRun(cfg)
 	senders := make([]*lgClient, cfg.pairs)
 	for i := range senders {
@@ -453,7 +466,7 @@ func runPairs(cfg loadConfig, progress io.Writer) (*loadReport, error) {
 	fmt.Fprintf(progress, "setting up %d clients\n", len(r.clients))
 	if err := setupAll(r.clients, cfg.concurrency, (*lgClient).connect); err != nil {
 		r.closeAll()
-		return nil, fmt.Errorf("setup: %w", err)
+		return nil, nil, fmt.Errorf("setup: %w", err)
 	}
 	for i, s := range senders {
 		rc := r.clients[2*i+1]
@@ -461,12 +474,16 @@ func runPairs(cfg loadConfig, progress io.Writer) (*loadReport, error) {
 		s.receivers = 1
 		s.window = make(chan struct{}, cfg.window)
 	}
-	rep := r.report(len(senders))
-	r.drive(senders, progress, rep)
+	return r, senders, nil
+}
+
+// pairsLost counts what every pair's recipient missed, after the run.
+func (r *lgRun) pairsLost(senders []*lgClient) int64 {
+	var lost int64
 	for i, s := range senders {
-		rep.Lost += s.lostAt(r.clients[2*i+1])
+		lost += s.lostAt(r.clients[2*i+1])
 	}
-	return rep, nil
+	return lost
 }
 
 // runGroup: G groups of K members; the first S members of each send.
@@ -699,7 +716,7 @@ func runLogin(cfg loadConfig, progress io.Writer) (*loadReport, error) {
 				default:
 				}
 				name := cfg.prefix + "l" + strconv.Itoa(w.i) + "x" + strconv.Itoa(k)
-				creds := `"name":"` + name + `","password":"` + cfg.password + `"`
+				creds := credentials(name, cfg.password)
 				t0 := time.Now()
 				r, err := w.c.call("register", creds)
 				t1 := time.Now()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -186,6 +187,8 @@ func TestLoadgenCommandLine(t *testing.T) {
 		{[]string{"-pairs", "0"}, 2, "at least 1"},
 		{[]string{"-size", "10"}, 2, "-size"},
 		{[]string{"-pid", "x"}, 2, "not a process id"},
+		{[]string{"-pid", "999999999"}, 2, "-pid 999999999"},
+		{[]string{"-password", "\xff\xfe"}, 2, "UTF-8"},
 		{[]string{"extra"}, 2, "unexpected argument"},
 		{[]string{"-members", "1", "-scenario", "group"}, 2, "-members"},
 		{[]string{"-addr", "127.0.0.1:1", "-quiet"}, 1, "setup"},
@@ -291,23 +294,17 @@ func TestLoadgenCountsLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRun(cfg)
-	s, rc := r.newClient(0, "s", addr), r.newClient(0, "r", addr)
-	r.clients = []*lgClient{s, rc}
-	for _, cl := range r.clients {
-		if err := cl.connect(); err != nil {
-			t.Fatal(err)
-		}
+	r, senders, err := setupPairs(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.frame = []byte(`{"type":"chat","to":` + strconv.FormatInt(rc.id, 10) + `,"text":"`)
-	s.receivers, s.window = 1, make(chan struct{}, cfg.window)
 	go func() {
 		time.Sleep(100 * time.Millisecond)
-		rc.c.write([]byte(`{"type":"logout"}` + "\n"))
+		r.clients[1].c.write([]byte(`{"type":"logout"}` + "\n"))
 	}()
 	rep := r.report(1)
-	r.drive([]*lgClient{s}, &bytes.Buffer{}, rep)
-	lost := s.lostAt(rc)
+	r.drive(senders, io.Discard, rep)
+	lost := r.pairsLost(senders)
 	if lost == 0 || rep.Delivered >= rep.Acked {
 		t.Errorf("lost %d of %d acked (%d delivered): a logged-out recipient must lose some on the ceiling server", lost, rep.Acked, rep.Delivered)
 	}

@@ -11,7 +11,7 @@ const quietTrimEvery = 30 * time.Second
 // minutes, and hands free pages back slowly. Idle connections should not
 // pay for the garbage of what came before them, nor for that of their
 // pings: at 15,000 idle connections this took the server's RSS from 17.4
-// KiB a connection to 13.8 KiB. Quiet means no message stored and no
+// KiB a connection to 13.1 KiB. Quiet means no message stored and no
 // connection accepted for a whole period (pings do not count); while it
 // lasts, each period ends with a collection and a scavenge, a few tens of
 // milliseconds of CPU every 30 s.

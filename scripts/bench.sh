@@ -361,44 +361,8 @@ redis_answers() { # redis_answers HOST:PORT: PING gets +PONG
 		IFS= read -r l <&3 && [[ $l == +PONG* ]]' _ "$1" 2>/dev/null
 }
 
-# free ports, as scripts/cluster.sh finds them
-port_free() { # port_free PORT: nothing listens on 127.0.0.1:PORT (or any address)
-	python3 - "$1" 2>/dev/null <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(1)
-finally:
-    s.close()
-EOF
-}
-
-USED_PORTS=" "
-FREE_PORT=
-# free_port: set FREE_PORT to a free port below (or above) the kernel's
-# ephemeral range, never one this run already handed out.
-free_port() {
-	local lo=20000 hi=32767 elo ehi p i
-	if read -r elo ehi 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range; then
-		if [ "$elo" -gt 11024 ]; then
-			lo=10000 hi=$((elo - 1))
-		elif [ "$ehi" -lt 64511 ]; then
-			lo=$((ehi + 1)) hi=65535
-		fi
-	fi
-	for ((i = 0; i < 500; i++)); do
-		p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
-		case $USED_PORTS in *" $p "*) continue ;; esac
-		if port_free "$p"; then
-			USED_PORTS+="$p "
-			FREE_PORT=$p
-			return 0
-		fi
-	done
-	die "no free port found in $lo-$hi"
-}
+# shellcheck source=scripts/ports.sh
+. "$ROOT/scripts/ports.sh"
 
 SRV_PID='' SRV_ADDR='' LG_PID='' CLUSTER_DIR='' MYSQL_PRIVATE='' FAILED=''
 cleanup() {
