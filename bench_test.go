@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"chat/internal/loadgen"
+	"chat/internal/wire"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -43,8 +45,7 @@ func BenchmarkDecodeFrame(b *testing.B) {
 }
 
 func benchMessage() *Message {
-	return &Message{ID: 981234, Topic: 77, Seq: 1234, From: 12, FromName: "alice", To: 1729,
-		Text: benchText, TS: 1795812345678}
+	return &Message{Message: wire.Message{ID: 981234, From: 12, FromName: "alice", To: 1729, Text: benchText, TS: 1795812345678}, Topic: 77, Seq: 1234}
 }
 
 func BenchmarkEncodeMessagePush(b *testing.B) {
@@ -80,18 +81,18 @@ func BenchmarkOkReply(b *testing.B) {
 	b.Run("login", func(b *testing.B) {
 		friends := make([]User, 20)
 		for i := range friends {
-			friends[i] = User{ID: int64(i + 100), Name: fmt.Sprintf("friend%d", i), Online: boolPtr(i%2 == 0)}
+			friends[i] = User{ID: int64(i + 100), Name: fmt.Sprintf("friend%d", i), Online: wire.Bool(i%2 == 0)}
 		}
 		members := make([]Member, 10)
 		for i := range members {
-			members[i] = Member{ID: int64(i + 200), Name: fmt.Sprintf("member%d", i), Role: RoleMember}
+			members[i] = Member{ID: int64(i + 200), Name: fmt.Sprintf("member%d", i), Role: wire.RoleMember}
 		}
 		groups := []Group{{ID: 1, Name: "gophers", Desc: "all about Go", Members: members}}
 		res := struct {
 			User    User    `json:"user"`
 			Friends []User  `json:"friends"`
 			Groups  []Group `json:"groups"`
-		}{User{ID: 12, Name: "alice", Online: boolPtr(true)}, friends, groups}
+		}{User{ID: 12, Name: "alice", Online: wire.Bool(true)}, friends, groups}
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			if _, err := okReply("login", rid, res); err != nil {
@@ -565,7 +566,7 @@ func BenchmarkMySQLCommitFloor(b *testing.B) {
 	if _, err := db.Exec(`CREATE TABLE floor (id BIGINT AUTO_INCREMENT PRIMARY KEY, v BIGINT) ENGINE=InnoDB`); err != nil {
 		b.Fatal(err)
 	}
-	var h latencyHist
+	var h loadgen.Histogram
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	b.ResetTimer()
@@ -582,9 +583,9 @@ func BenchmarkMySQLCommitFloor(b *testing.B) {
 		if err := tx.Commit(); err != nil {
 			b.Fatal(err)
 		}
-		h.record(time.Since(start))
+		h.Record(time.Since(start))
 	}
-	s := h.summary()
+	s := h.Summary()
 	b.ReportMetric(s.P50, "p50-ms")
 	b.ReportMetric(s.P90, "p90-ms")
 	b.ReportMetric(s.P99, "p99-ms")

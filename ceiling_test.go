@@ -28,6 +28,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"chat/internal/wire"
 	"context"
 	"encoding/json"
 	"errors"
@@ -218,7 +219,7 @@ func (c *ceilConn) readLoop() (last []byte) {
 	var long []byte // a frame longer than the read buffer, gathered
 	max := c.srv.cfg.MaxFrame
 	tooLarge := func() []byte {
-		return errReply("error", nil, protoErr(CodeFrameTooLarge, "frame longer than %d bytes", max))
+		return errReply("error", nil, protoErr(wire.CodeFrameTooLarge, "frame longer than %d bytes", max))
 	}
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
@@ -285,11 +286,11 @@ func (c *ceilConn) handle(line []byte) {
 	}
 	cmd, ok := ceilCommands[r.Type]
 	if !ok {
-		c.reply(errReply("error", r.RID, protoErr(CodeUnknownType, "unknown request type %q", r.Type)))
+		c.reply(errReply("error", r.RID, protoErr(wire.CodeUnknownType, "unknown request type %q", r.Type)))
 		return
 	}
 	if cmd.auth && c.user == nil {
-		c.reply(errReply(r.Type, r.RID, protoErr(CodeNotLoggedIn, "log in first")))
+		c.reply(errReply(r.Type, r.RID, protoErr(wire.CodeNotLoggedIn, "log in first")))
 		return
 	}
 	result, after, perr := cmd.handle(c, r)
@@ -299,7 +300,7 @@ func (c *ceilConn) handle(line []byte) {
 	}
 	b, err := okReply(r.Type, r.RID, result)
 	if err != nil {
-		b = errReply(r.Type, r.RID, protoErr(CodeInternal, "internal error"))
+		b = errReply(r.Type, r.RID, protoErr(wire.CodeInternal, "internal error"))
 	}
 	c.reply(b)
 	if after != nil {
@@ -429,7 +430,7 @@ func (c *ceilConn) logout() {
 	c.user = nil
 }
 
-// --- handlers: request shape as in PROTOCOL.md, checks as in handlers.go ---
+// --- handlers: request shape as in docs/protocol.md, checks as in handlers.go ---
 
 // register {name, password} -> {user}
 func ceilRegister(c *ceilConn, r *Request) (any, func(), *ProtoError) {
@@ -451,7 +452,7 @@ func ceilRegister(c *ceilConn, r *Request) (any, func(), *ProtoError) {
 	s.mu.Lock()
 	if s.names[name] != nil {
 		s.mu.Unlock()
-		return nil, nil, protoErr(CodeNameTaken, "that name is taken")
+		return nil, nil, protoErr(wire.CodeNameTaken, "that name is taken")
 	}
 	s.lastUser++
 	u := &ceilUser{id: s.lastUser, name: name, pass: pass}
@@ -475,7 +476,7 @@ func ceilLogin(c *ceilConn, r *Request) (any, func(), *ProtoError) {
 			return nil, nil, perr
 		}
 		if !hasID {
-			return nil, nil, protoErr(CodeBadRequest, `"name" or "id" is required`)
+			return nil, nil, protoErr(wire.CodeBadRequest, `"name" or "id" is required`)
 		}
 	}
 	pass, perr := str(r.f.Password, "password")
@@ -491,7 +492,7 @@ func ceilLogin(c *ceilConn, r *Request) (any, func(), *ProtoError) {
 	}
 	s.mu.Unlock()
 	if u == nil || u.pass != pass {
-		return nil, nil, protoErr(CodeBadCredentials, "wrong name or password")
+		return nil, nil, protoErr(wire.CodeBadCredentials, "wrong name or password")
 	}
 	c.user = u
 	online := func() {
@@ -503,7 +504,7 @@ func ceilLogin(c *ceilConn, r *Request) (any, func(), *ProtoError) {
 		User    User    `json:"user"`
 		Friends []User  `json:"friends"`
 		Groups  []Group `json:"groups"`
-	}{User{ID: u.id, Name: u.name, Online: boolPtr(true)}, []User{}, []Group{}}, online, nil
+	}{User{ID: u.id, Name: u.name, Online: wire.Bool(true)}, []User{}, []Group{}}, online, nil
 }
 
 // logout {} -> {}
@@ -536,16 +537,16 @@ func ceilChat(c *ceilConn, r *Request) (any, func(), *ProtoError) {
 	}
 	me := c.user
 	if to == me.id {
-		return nil, nil, protoErr(CodeBadRequest, "you cannot send a message to yourself")
+		return nil, nil, protoErr(wire.CodeBadRequest, "you cannot send a message to yourself")
 	}
 	s := c.srv
 	s.mu.Lock()
 	known, dst := s.users[to] != nil, s.online[to]
 	s.mu.Unlock()
 	if !known {
-		return nil, nil, protoErr(CodeNoSuchUser, "no such user")
+		return nil, nil, protoErr(wire.CodeNoSuchUser, "no such user")
 	}
-	m := &Message{ID: s.lastMsg.Add(1), From: me.id, FromName: me.name, To: to, Text: text, TS: nowMS()}
+	m := &Message{Message: wire.Message{ID: s.lastMsg.Add(1), From: me.id, FromName: me.name, To: to, Text: text, TS: nowMS()}}
 	if dst != nil {
 		dst.deliver(messagePush(m, false))
 	}
@@ -579,11 +580,11 @@ func ceilGroupChat(c *ceilConn, r *Request) (any, func(), *ProtoError) {
 	s.mu.Unlock()
 	switch {
 	case grp == nil:
-		return nil, nil, protoErr(CodeNoSuchGroup, "no such group")
+		return nil, nil, protoErr(wire.CodeNoSuchGroup, "no such group")
 	case !member:
-		return nil, nil, protoErr(CodeNotMember, "not a member of that group")
+		return nil, nil, protoErr(wire.CodeNotMember, "not a member of that group")
 	}
-	m := &Message{ID: s.lastMsg.Add(1), From: me.id, FromName: me.name, Group: g, Text: text, TS: nowMS()}
+	m := &Message{Message: wire.Message{ID: s.lastMsg.Add(1), From: me.id, FromName: me.name, Group: g, Text: text, TS: nowMS()}}
 	if len(dsts) > 0 {
 		push := messagePush(m, false) // one frame, shared by every recipient
 		for _, oc := range dsts {
@@ -599,16 +600,16 @@ func ceilCreateGroup(c *ceilConn, r *Request) (any, func(), *ProtoError) {
 	if perr != nil {
 		return nil, nil, perr
 	}
-	if utf8.RuneCountInString(name) > maxGroupNameRunes {
-		return nil, nil, protoErr(CodeBadRequest, "group names are 1-64 characters")
+	if utf8.RuneCountInString(name) > wire.MaxGroupNameRunes {
+		return nil, nil, protoErr(wire.CodeBadRequest, "group names are 1-64 characters")
 	}
 	var desc string
 	if present(r.f.Desc) {
 		if r.f.Desc[0] != '"' || json.Unmarshal(r.f.Desc, &desc) != nil {
-			return nil, nil, protoErr(CodeBadRequest, `"desc" must be a string`)
+			return nil, nil, protoErr(wire.CodeBadRequest, `"desc" must be a string`)
 		}
-		if utf8.RuneCountInString(desc) > maxGroupDescRunes {
-			return nil, nil, protoErr(CodeBadRequest, "group descriptions are at most 256 characters")
+		if utf8.RuneCountInString(desc) > wire.MaxGroupDescRunes {
+			return nil, nil, protoErr(wire.CodeBadRequest, "group descriptions are at most 256 characters")
 		}
 	}
 	me := c.user
@@ -635,7 +636,7 @@ func ceilJoinGroup(c *ceilConn, r *Request) (any, func(), *ProtoError) {
 	grp := s.groups[g]
 	if grp == nil {
 		s.mu.Unlock()
-		return nil, nil, protoErr(CodeNoSuchGroup, "no such group")
+		return nil, nil, protoErr(wire.CodeNoSuchGroup, "no such group")
 	}
 	if !grp.in[me.id] {
 		grp.in[me.id] = true
@@ -654,7 +655,7 @@ func (s *ceiling) wireGroup(grp *ceilGroup) Group {
 		if u.id == grp.creator {
 			role = RoleCreator
 		}
-		members[i] = Member{ID: u.id, Name: u.name, Role: role, Online: s.online[u.id] != nil}
+		members[i] = Member{ID: u.id, Name: u.name, Role: role.Wire(), Online: s.online[u.id] != nil}
 	}
 	return Group{ID: grp.id, Name: grp.name, Desc: grp.desc, Members: members}
 }
@@ -672,8 +673,8 @@ func TestCeilingServe(t *testing.T) {
 	const pass = "secret1"
 
 	a, b, c := dial(t, addr), dial(t, addr), dial(t, addr)
-	ids := map[*client]int64{}
-	for who, name := range map[*client]string{a: "alice", b: "bob", c: "carol"} {
+	ids := map[*testClient]int64{}
+	for who, name := range map[*testClient]string{a: "alice", b: "bob", c: "carol"} {
 		u := who.must("register", map[string]any{"name": name, "password": pass}).obj("user")
 		if u.str("name") != name || u.num("id") <= 0 {
 			t.Fatalf("register %s: user %v", name, u)
@@ -730,7 +731,7 @@ func TestCeilingServe(t *testing.T) {
 	if gm.num("group") != gid || gm["to"] != nil || gm.num("from") != ids[b] {
 		t.Fatalf("group_chat reply message: %v", gm)
 	}
-	for _, who := range []*client{a, c} {
+	for _, who := range []*testClient{a, c} {
 		if got := who.push("message", 5*time.Second).obj("message"); !reflect.DeepEqual(got, gm) {
 			t.Fatalf("group push %v, replied %v", got, gm)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"chat/internal/wire"
 	"fmt"
 	"net"
 	"strings"
@@ -46,7 +47,7 @@ func TestRegisterAndLogin(t *testing.T) {
 		c.must("friends", nil)
 
 		// bcrypt reads 72 bytes; a longer password must not match a 72-byte one.
-		long := strings.Repeat("p", maxPasswordBytes)
+		long := strings.Repeat("p", wire.MaxPasswordBytes)
 		c.must("register", map[string]any{"name": name + "_72", "password": long})
 		c.fails("bad_credentials", "login", map[string]any{"name": name + "_72", "password": long + "extra"})
 		c.must("login", map[string]any{"name": name + "_72", "password": long})
@@ -75,7 +76,7 @@ func TestValidation(t *testing.T) {
 	c := newUser(t, ts.addr, "val")
 	other := newUser(t, ts.addr, "valpeer")
 	g := c.must("create_group", map[string]any{"name": "valgroup"}).obj("group").num("id")
-	long := strings.Repeat("x", maxTextBytes+1)
+	long := strings.Repeat("x", wire.MaxTextBytes+1)
 	cases := []struct {
 		typ    string
 		fields map[string]any
@@ -511,7 +512,7 @@ func TestGroups(t *testing.T) {
 		if _, has := m["to"]; has {
 			t.Fatalf("group message with a to field: %v", m)
 		}
-		for _, x := range []*client{b, c} {
+		for _, x := range []*testClient{b, c} {
 			if got := x.messages(1, 5*time.Second)[0]; got.num("id") != m.num("id") {
 				t.Fatalf("group push: %v", got)
 			}
@@ -564,7 +565,7 @@ func TestGroups(t *testing.T) {
 
 func TestOnline(t *testing.T) {
 	ts := startServer(t, sqliteURL(t))
-	var cs []*client
+	var cs []*testClient
 	for range 5 {
 		cs = append(cs, newUser(t, ts.addr, "on"))
 	}
@@ -742,7 +743,7 @@ func TestLargeBacklog(t *testing.T) {
 		b.must("join_group", map[string]any{"group": g})
 		b.must("logout", nil)
 		const n = 700 // per sender and kind: several pages in all
-		send := func(x *client, mixed bool) {
+		send := func(x *testClient, mixed bool) {
 			var sb strings.Builder
 			count := n
 			if mixed {

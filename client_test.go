@@ -12,10 +12,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"chat/internal/client"
 )
 
-// End-to-end tests of the client in plain mode: runClient in-process, its
-// standard input a pipe, its output lines collected, against a real server.
+// End-to-end tests of the client (chat/internal/client) in plain mode:
+// client.RunWith in-process, its standard input a pipe, its output
+// lines collected, against a real server. The client's unit tests, and its
+// terminal test against a fake server, are in internal/client.
 
 // clProc is a client run by a test.
 type clProc struct {
@@ -50,16 +54,17 @@ func (w *clLines) Write(b []byte) (int, error) {
 	}
 }
 
-func clTestOptions(addr string) clOptions {
-	opt := defaultClOptions(addr)
-	opt.backoffMin = 50 * time.Millisecond
-	opt.backoffMax = 400 * time.Millisecond
-	opt.settle = 200 * time.Millisecond
-	opt.giveUp = 20 * time.Second
-	return opt
+func clTestOptions(addr string) client.Options {
+	return client.Options{
+		Addr:       addr,
+		BackoffMin: 50 * time.Millisecond,
+		BackoffMax: 400 * time.Millisecond,
+		Settle:     200 * time.Millisecond,
+		GiveUp:     20 * time.Second,
+	}
 }
 
-func clStart(t *testing.T, addr string, edit ...func(*clOptions)) *clProc {
+func clStart(t *testing.T, addr string, edit ...func(*client.Options)) *clProc {
 	t.Helper()
 	opt := clTestOptions(addr)
 	for _, e := range edit {
@@ -68,7 +73,7 @@ func clStart(t *testing.T, addr string, edit ...func(*clOptions)) *clProc {
 	pr, pw := io.Pipe()
 	p := &clProc{t: t, in: pw, out: &clLines{ch: make(chan string, 100000)}, stderr: &syncBuffer{}, rc: make(chan int, 1)}
 	go func() {
-		rc := runClientOpts(opt, pr, p.out, p.stderr, true)
+		rc := client.RunWith(opt, pr, p.out, p.stderr, true)
 		pr.CloseWithError(io.ErrClosedPipe) // unblock a test still writing
 		p.rc <- rc
 	}()
@@ -299,7 +304,7 @@ func TestClientServerDown(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	var stdout, stderr bytes.Buffer
-	rc := runClient([]string{addr}, strings.NewReader("/who\n"), &stdout, &stderr)
+	rc := client.Run([]string{addr}, strings.NewReader("/who\n"), &stdout, &stderr)
 	if rc != 1 || stdout.Len() != 0 {
 		t.Errorf("exit status %d, stdout %q", rc, stdout.String())
 	}
@@ -307,7 +312,7 @@ func TestClientServerDown(t *testing.T) {
 		t.Errorf("stderr %q", got)
 	}
 	stderr.Reset()
-	if rc := runClient([]string{"a", "b", "c"}, strings.NewReader(""), &stdout, &stderr); rc != 2 || !strings.HasPrefix(stderr.String(), "chat: too many arguments\nusage:") {
+	if rc := client.Run([]string{"a", "b", "c"}, strings.NewReader(""), &stdout, &stderr); rc != 2 || !strings.HasPrefix(stderr.String(), "chat: too many arguments\nusage:") {
 		t.Errorf("bad arguments: exit status %d, stderr %q", rc, stderr.String())
 	}
 }

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -247,7 +244,7 @@ func (ce *clusterEnv) startNode(i int) time.Duration {
 
 // clusterWaitPush returns the first push of type typ for which match is
 // true, from those kept or those still to come, keeping the others.
-func clusterWaitPush(t testing.TB, c *client, typ string, match func(frame) bool, within time.Duration) frame {
+func clusterWaitPush(t testing.TB, c *testClient, typ string, match func(frame) bool, within time.Duration) frame {
 	t.Helper()
 	for i, f := range c.pushes {
 		if f.str("type") == typ && match(f) {
@@ -271,7 +268,7 @@ func clusterWaitPush(t testing.TB, c *client, typ string, match func(frame) bool
 
 // clusterCountPushes counts the pushes of type typ matching match that are
 // kept or arrive within d (and removes them).
-func clusterCountPushes(c *client, typ string, match func(frame) bool, d time.Duration) int {
+func clusterCountPushes(c *testClient, typ string, match func(frame) bool, d time.Duration) int {
 	n := 0
 	kept := c.pushes[:0]
 	for _, f := range c.pushes {
@@ -323,7 +320,7 @@ func clusterOnlineIDs(f frame) (map[int64]int, int64) {
 	return ids, f.num("total")
 }
 
-func clusterRegister(t testing.TB, c *client, prefix string) int64 {
+func clusterRegister(t testing.TB, c *testClient, prefix string) int64 {
 	t.Helper()
 	return c.must("register", map[string]any{"name": uniqueName(prefix), "password": testPassword}).obj("user").num("id")
 }
@@ -346,7 +343,7 @@ func TestClusterCrossNode(t *testing.T) {
 	clusterWaitPush(t, c, "friend_added", clusterUserIs("friend", a.user), within)
 
 	// Private chats in every direction, pushed live.
-	for _, p := range []struct{ from, to *client }{{a, b}, {b, c}, {c, a}, {b, a}, {c, b}, {a, c}} {
+	for _, p := range []struct{ from, to *testClient }{{a, b}, {b, c}, {c, a}, {b, a}, {c, b}, {a, c}} {
 		text := fmt.Sprintf("from %d to %d", p.from.user, p.to.user)
 		m := p.from.must("chat", map[string]any{"to": p.to.user, "text": text}).obj("message")
 		got := clusterWaitPush(t, p.to, "message", clusterMsgID(m.num("id")), within).obj("message")
@@ -360,7 +357,7 @@ func TestClusterCrossNode(t *testing.T) {
 	if total != 3 || len(ids) != 3 || ids[a.user] != 1 || ids[b.user] != 1 || ids[c.user] != 1 {
 		t.Fatalf("online from node2: total %d, users %v; want a, b, c (%d, %d, %d) once each", total, ids, a.user, b.user, c.user)
 	}
-	for _, who := range []*client{a, b} {
+	for _, who := range []*testClient{a, b} {
 		u := c.must("whois", map[string]any{"id": who.user}).obj("user")
 		if on, ok := clusterOnlineFlag(u); !ok || !on {
 			t.Fatalf("whois from node3 of a user online elsewhere: %v", u)
@@ -394,18 +391,18 @@ func TestClusterCrossNode(t *testing.T) {
 	b.must("join_group", map[string]any{"group": g})
 	clusterWaitPush(t, a, "member_joined", func(f frame) bool { return f.num("group") == g && f.obj("user").num("id") == b.user }, within)
 	c.must("join_group", map[string]any{"group": g})
-	for _, who := range []*client{a, b} {
+	for _, who := range []*testClient{a, b} {
 		clusterWaitPush(t, who, "member_joined", func(f frame) bool { return f.num("group") == g && f.obj("user").num("id") == c.user }, within)
 	}
-	for _, from := range []*client{a, b, c} {
+	for _, from := range []*testClient{a, b, c} {
 		m := from.must("group_chat", map[string]any{"group": g, "text": fmt.Sprintf("to all from %d", from.user)}).obj("message")
-		for _, to := range []*client{a, b, c} {
+		for _, to := range []*testClient{a, b, c} {
 			if to == from {
 				continue
 			}
 			clusterWaitPush(t, to, "message", clusterMsgID(m.num("id")), within)
 		}
-		for _, to := range []*client{a, b, c} {
+		for _, to := range []*testClient{a, b, c} {
 			if n := clusterCountPushes(to, "message", clusterMsgID(m.num("id")), 300*time.Millisecond); n != 0 {
 				t.Fatalf("user %d got group message %d %d more time(s) (sender %d)", to.user, m.num("id"), n, from.user)
 			}
@@ -450,103 +447,9 @@ func TestClusterCrossNode(t *testing.T) {
 
 // --- traffic: senders and recipients that survive node deaths ---------------
 
-var errClusterClosed = errors.New("connection closed")
-
-// clusterConn is a connection for goroutines: no testing.T, errors returned.
-type clusterConn struct {
-	nc     net.Conn
-	frames chan frame // closed when the connection ends
-	done   chan struct{}
-	once   sync.Once
-	rid    int
-}
-
-func clusterDial(addr string) (*clusterConn, error) {
-	nc, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	c := &clusterConn{nc: nc, frames: make(chan frame, 4096), done: make(chan struct{})}
-	go c.read()
-	return c, nil
-}
-
-func (c *clusterConn) read() {
-	defer close(c.frames)
-	br := bufio.NewReaderSize(c.nc, 64<<10)
-	for {
-		line, err := br.ReadBytes('\n')
-		if err != nil {
-			return
-		}
-		d := json.NewDecoder(bytes.NewReader(line))
-		d.UseNumber()
-		var f frame
-		if err := d.Decode(&f); err != nil {
-			return
-		}
-		select {
-		case c.frames <- f:
-		case <-c.done:
-			return
-		}
-	}
-}
-
-func (c *clusterConn) close() {
-	c.once.Do(func() {
-		close(c.done)
-		c.nc.Close()
-	})
-}
-
-func (c *clusterConn) send(typ string, fields map[string]any) (int, error) {
-	c.rid++
-	m := map[string]any{"type": typ, "rid": c.rid}
-	for k, v := range fields {
-		m[k] = v
-	}
-	b, _ := json.Marshal(m)
-	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, err := c.nc.Write(append(b, '\n'))
-	return c.rid, err
-}
-
-// call sends a request and waits for its reply; pushes on the way go to onPush.
-func (c *clusterConn) call(typ string, fields map[string]any, within time.Duration, onPush func(frame)) (frame, error) {
-	rid, err := c.send(typ, fields)
-	if err != nil {
-		return nil, err
-	}
-	timer := time.NewTimer(within)
-	defer timer.Stop()
-	for {
-		select {
-		case f, ok := <-c.frames:
-			if !ok {
-				return nil, errClusterClosed
-			}
-			if _, isReply := f["rid"]; !isReply {
-				if f.str("type") == "error" {
-					return f, nil
-				}
-				if onPush != nil {
-					onPush(f)
-				}
-				continue
-			}
-			if f.num("rid") == int64(rid) {
-				return f, nil
-			}
-		case <-timer.C:
-			return nil, fmt.Errorf("no %s reply within %v", typ, within)
-		}
-	}
-}
-
 // clusterLogin dials addr and logs user id in.
-func clusterLogin(addr string, id int64, onPush func(frame)) (*clusterConn, error) {
-	c, err := clusterDial(addr)
+func clusterLogin(addr string, id int64, onPush func(frame)) (*wireConn, error) {
+	c, err := dialWire(addr, 4096)
 	if err != nil {
 		return nil, err
 	}
@@ -661,7 +564,7 @@ func (tr *clusterTraffic) notePush(who string) func(frame) {
 
 func (tr *clusterTraffic) runSender(s *clusterSender) {
 	defer tr.wg.Done()
-	var c *clusterConn
+	var c *wireConn
 	defer func() {
 		if c != nil {
 			c.close()
@@ -733,7 +636,7 @@ func (tr *clusterTraffic) runSender(s *clusterSender) {
 func clusterErrKind(err error) string {
 	s := err.Error()
 	switch {
-	case errors.Is(err, errClusterClosed):
+	case errors.Is(err, errConnClosed):
 		return "closed"
 	case strings.Contains(s, "refused"):
 		return "refused"
@@ -810,7 +713,7 @@ func (tr *clusterTraffic) received(r *clusterRecipient, f frame, pending []int64
 	return pending
 }
 
-func (tr *clusterTraffic) serveRecipient(r *clusterRecipient, c *clusterConn, pending []int64) {
+func (tr *clusterTraffic) serveRecipient(r *clusterRecipient, c *wireConn, pending []int64) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	lastSent := time.Now()
@@ -1042,7 +945,7 @@ func TestClusterKillNode(t *testing.T) {
 
 	// Idle users on node1, and a watcher on node2 who is friends with one of them.
 	watcher := newUser(t, n2, "kw")
-	var victims []*client
+	var victims []*testClient
 	for range 3 {
 		victims = append(victims, newUser(t, n1, "kv"))
 	}
@@ -1283,7 +1186,7 @@ func BenchmarkClusterCrossNode(b *testing.B) {
 func clusterBenchPairs(b *testing.B, from, to string, pairs, window int) {
 	ids := clusterUsers(b, from, "bn", 2*pairs)
 	type pair struct {
-		s, r  *clusterConn
+		s, r  *wireConn
 		n     int
 		sent  []atomic.Int64 // unix nanos of each message's send
 		lat   []time.Duration

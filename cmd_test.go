@@ -19,7 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// The command-line contract of PROTOCOL.md's appendix: flags, their CHAT_*
+// The command-line contract of docs/protocol.md's appendix: flags, their CHAT_*
 // variables, exit statuses and the one-line error, signals, and the admin
 // endpoints of a real server process.
 
@@ -401,7 +401,7 @@ func (p *cmdProc) waitListening(t testing.TB, addr string, within time.Duration)
 
 // signalStop sends sig and checks the graceful shutdown: c gets the
 // shutdown push, its connection is closed, and the process exits 0.
-func (p *cmdProc) signalStop(t testing.TB, sig os.Signal, c *client) {
+func (p *cmdProc) signalStop(t testing.TB, sig os.Signal, c *testClient) {
 	t.Helper()
 	start := time.Now()
 	if err := p.cmd.Process.Signal(sig); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"chat/internal/wire"
 	"errors"
 	"fmt"
 	"io"
@@ -122,7 +123,7 @@ func TestLineReaderSplitsAsLinesAtAnyChunking(t *testing.T) {
 		want, tooLarge := wantLines(input, maxFrame)
 		var perr *ProtoError
 		switch {
-		case tooLarge && (!errors.As(err, &perr) || perr.Code != CodeFrameTooLarge):
+		case tooLarge && (!errors.As(err, &perr) || perr.Code != wire.CodeFrameTooLarge):
 			t.Fatalf("seed %d: want frame_too_large, got %v", seed, err)
 		case !tooLarge && err != io.EOF:
 			t.Fatalf("seed %d: want io.EOF, got %v", seed, err)

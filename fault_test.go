@@ -315,7 +315,7 @@ func proxyMySQL(t testing.TB, dbURL string) (*proxyTCP, string) {
 // faultExchange sends one request on c and waits up to limit for its reply,
 // keeping the pushes that come first. It never fails the test itself, so a
 // goroutine that owns c may use it.
-func faultExchange(c *client, typ string, fields map[string]any, limit time.Duration) (frame, time.Duration, error) {
+func faultExchange(c *testClient, typ string, fields map[string]any, limit time.Duration) (frame, time.Duration, error) {
 	c.rid++
 	rid := c.rid
 	m := map[string]any{"type": typ, "rid": rid}
@@ -337,7 +337,7 @@ func faultExchange(c *client, typ string, fields map[string]any, limit time.Dura
 
 // faultExpect sends a request and checks its reply within limit: ok when
 // code is empty, else a failure with that code.
-func faultExpect(t testing.TB, c *client, limit time.Duration, code, typ string, fields map[string]any) frame {
+func faultExpect(t testing.TB, c *testClient, limit time.Duration, code, typ string, fields map[string]any) frame {
 	t.Helper()
 	f, took, err := faultExchange(c, typ, fields, limit)
 	if err != nil {
@@ -355,7 +355,7 @@ func faultExpect(t testing.TB, c *client, limit time.Duration, code, typ string,
 
 // faultRecover sends chats from c to user `to` until one is stored, and
 // returns its message id.
-func faultRecover(t testing.TB, c *client, to int64, since time.Time) int64 {
+func faultRecover(t testing.TB, c *testClient, to int64, since time.Time) int64 {
 	t.Helper()
 	deadline := time.Now().Add(faultRecoverLimit)
 	for i := 0; ; i++ {
@@ -392,7 +392,7 @@ func faultServing(t testing.TB, ts *testServer) {
 
 // faultHistory returns the ids of the whole conversation of c with user
 // `with`, paging back with before.
-func faultHistory(t testing.TB, c *client, with int64) map[int64]bool {
+func faultHistory(t testing.TB, c *testClient, with int64) map[int64]bool {
 	t.Helper()
 	ids := map[int64]bool{}
 	before := int64(0)
@@ -414,7 +414,7 @@ func faultHistory(t testing.TB, c *client, with int64) map[int64]bool {
 
 // faultCollect reads message pushes on c until every id of want has come,
 // and returns the ids of all the message pushes seen.
-func faultCollect(t testing.TB, c *client, want []int64, within time.Duration) map[int64]bool {
+func faultCollect(t testing.TB, c *testClient, want []int64, within time.Duration) map[int64]bool {
 	t.Helper()
 	seen := map[int64]bool{}
 	missing := func() int {
@@ -465,7 +465,7 @@ type faultLoad struct {
 
 // faultStartLoad starts sending chats from c (which it owns from now until
 // stop returns) to user `to`.
-func faultStartLoad(c *client, to int64, limit time.Duration) *faultLoad {
+func faultStartLoad(c *testClient, to int64, limit time.Duration) *faultLoad {
 	l := &faultLoad{stopc: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
@@ -764,7 +764,7 @@ func TestDatabaseHangMySQL(t *testing.T) {
 	frozeAt := time.Now()
 	// Each blocked request on its own connection, all at once.
 	type want struct {
-		c      *client
+		c      *testClient
 		typ    string
 		fields map[string]any
 	}
@@ -855,7 +855,7 @@ func TestDatabaseLockedSQLite(t *testing.T) {
 	// Writes on their own connections, at once; reads go on meanwhile.
 	errs := make(chan error, 2)
 	for _, w := range []struct {
-		c      *client
+		c      *testClient
 		typ    string
 		fields map[string]any
 	}{
@@ -904,7 +904,7 @@ func TestDatabaseLockedSQLite(t *testing.T) {
 // TestDatabaseLostCommitReplyMySQL: the connection drops after MySQL got a
 // chat's COMMIT but before the server heard back. The server may find out
 // that the message was stored and say ok; or it says `unavailable` and the
-// sender repeats the chat with the same cid, as PROTOCOL.md says, and gets
+// sender repeats the chat with the same cid, as docs/protocol.md says, and gets
 // ok with the message that was stored. Either way the message is stored
 // once and, acknowledged ok, reaches the online recipient live.
 func TestDatabaseLostCommitReplyMySQL(t *testing.T) {
@@ -1011,7 +1011,7 @@ func TestShutdownDuringDatabaseOutageMySQL(t *testing.T) {
 				ts.srv.Shutdown(context.Background())
 			}()
 			for _, w := range []struct {
-				c   *client
+				c   *testClient
 				rid int
 			}{{a, chat}, {b, hist}} {
 				f, took, err := faultExchangeWait(w.c, w.rid, tc.limit)
@@ -1041,7 +1041,7 @@ func TestShutdownDuringDatabaseOutageMySQL(t *testing.T) {
 
 // faultExchangeWait waits up to limit for the reply to rid, sent earlier,
 // keeping the pushes that come first.
-func faultExchangeWait(c *client, rid int, limit time.Duration) (frame, time.Duration, error) {
+func faultExchangeWait(c *testClient, rid int, limit time.Duration) (frame, time.Duration, error) {
 	start := time.Now()
 	timer := time.NewTimer(limit)
 	defer timer.Stop()

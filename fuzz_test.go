@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"chat/internal/wire"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -90,6 +91,9 @@ func checkErrFrame(t *testing.T, rid json.RawMessage, perr *ProtoError) {
 func FuzzDecodeFrame(f *testing.F) {
 	addDecodeSeeds(f)
 	f.Fuzz(func(t *testing.T, line []byte) {
+		if bytes.IndexByte(line, '\n') >= 0 {
+			return // the line reader splits at '\n': no line holds one
+		}
 		in := append([]byte(nil), line...)
 		r, perr := decodeFrame(line)
 		if !bytes.Equal(in, line) {
@@ -110,10 +114,10 @@ func FuzzDecodeFrame(f *testing.F) {
 			if !protoCodes[perr.Code] {
 				t.Fatalf("decodeFrame(%q): unknown code %q", line, perr.Code)
 			}
-			if perr.Code != CodeBadFrame && perr.Code != CodeBadRequest {
+			if perr.Code != wire.CodeBadFrame && perr.Code != wire.CodeBadRequest {
 				t.Fatalf("decodeFrame(%q): code %s, want bad_frame or bad_request", line, perr.Code)
 			}
-			if perr.Code == CodeBadFrame {
+			if perr.Code == wire.CodeBadFrame {
 				if r != nil {
 					t.Fatalf("decodeFrame(%q): bad_frame with a request", line)
 				}
@@ -123,7 +127,7 @@ func FuzzDecodeFrame(f *testing.F) {
 					t.Fatalf("decodeFrame(%q): bad_frame for a valid JSON object", line)
 				}
 			}
-			if perr.Code == CodeBadRequest {
+			if perr.Code == wire.CodeBadRequest {
 				if r == nil || r.Type != "" {
 					t.Fatalf("decodeFrame(%q): bad_request with request %+v", line, r)
 				}
@@ -196,7 +200,7 @@ func FuzzRequest(f *testing.F) {
 	})
 }
 
-func checkCode(t *testing.T, what string, perr *ProtoError, allowed ...Code) {
+func checkCode(t *testing.T, what string, perr *ProtoError, allowed ...wire.Code) {
 	t.Helper()
 	if perr == nil {
 		return
@@ -217,14 +221,14 @@ func fuzzFieldHelpers(t *testing.T, name string, raw json.RawMessage) {
 
 	// Strings: optStr, str, and the checks applied to them.
 	s, ok, perr := optStr(raw, name)
-	checkCode(t, "optStr", perr, CodeBadRequest)
+	checkCode(t, "optStr", perr, wire.CodeBadRequest)
 	var want string
 	wantOK := present && raw[0] == '"' && json.Unmarshal(raw, &want) == nil && want != ""
 	if ok != wantOK || (ok && s != want) || (perr == nil) != (wantOK || !present) {
 		t.Fatalf("optStr(%q) = %q, %v, %v; encoding/json says %q", raw, s, ok, perr, want)
 	}
 	s2, perr2 := str(raw, name)
-	checkCode(t, "str", perr2, CodeBadRequest)
+	checkCode(t, "str", perr2, wire.CodeBadRequest)
 	if (perr2 == nil) != ok || s2 != s {
 		t.Fatalf("str(%q) = %q, %v; optStr said %q, %v", raw, s2, perr2, s, ok)
 	}
@@ -232,54 +236,54 @@ func fuzzFieldHelpers(t *testing.T, name string, raw json.RawMessage) {
 		if !utf8.ValidString(s) {
 			t.Fatalf("string field %q decoded to invalid UTF-8 %q", raw, s)
 		}
-		back := appendString(nil, s)
+		back := wire.AppendString(nil, s)
 		var got string
 		if err := json.Unmarshal(back, &got); err != nil || got != s {
-			t.Fatalf("appendString(%q) = %q does not decode back (%v)", s, back, err)
+			t.Fatalf("wire.AppendString(%q) = %q does not decode back (%v)", s, back, err)
 		}
-		if validName(s) != (refValidName(s) && utf8.RuneCountInString(s) <= maxNameRunes) {
-			t.Fatalf("validName(%q) = %v", s, validName(s))
+		if wire.ValidName(s) != (refValidName(s) && utf8.RuneCountInString(s) <= wire.MaxNameRunes) {
+			t.Fatalf("wire.ValidName(%q) = %v", s, wire.ValidName(s))
 		}
-		if perr := checkName(s); (perr == nil) != validName(s) {
-			t.Fatalf("checkName(%q) = %v, validName %v", s, perr, validName(s))
+		if perr := checkName(s); (perr == nil) != wire.ValidName(s) {
+			t.Fatalf("checkName(%q) = %v, validName %v", s, perr, wire.ValidName(s))
 		} else {
-			checkCode(t, "checkName", perr, CodeInvalidName)
+			checkCode(t, "checkName", perr, wire.CodeInvalidName)
 		}
 		perr := checkPassword(s)
-		checkCode(t, "checkPassword", perr, CodeInvalidPass)
-		if (perr == nil) != (len(s) >= minPasswordBytes && len(s) <= maxPasswordBytes) {
+		checkCode(t, "checkPassword", perr, wire.CodeInvalidPass)
+		if (perr == nil) != (len(s) >= wire.MinPasswordBytes && len(s) <= wire.MaxPasswordBytes) {
 			t.Fatalf("checkPassword(%d bytes) = %v", len(s), perr)
 		}
 		perr = checkText(s)
-		checkCode(t, "checkText", perr, CodeTooLong)
-		if (perr == nil) != (len(s) <= maxTextBytes) {
+		checkCode(t, "checkText", perr, wire.CodeTooLong)
+		if (perr == nil) != (len(s) <= wire.MaxTextBytes) {
 			t.Fatalf("checkText(%d bytes) = %v", len(s), perr)
 		}
 	}
 
 	// Integers: optInt, id, clamp.
 	n, ok, perr := optInt(raw, name)
-	checkCode(t, "optInt", perr, CodeBadRequest)
+	checkCode(t, "optInt", perr, wire.CodeBadRequest)
 	var wantN int64
 	wantOK = present && json.Unmarshal(raw, &wantN) == nil
 	if ok != wantOK || (ok && n != wantN) || (perr == nil) != (wantOK || !present) {
 		t.Fatalf("optInt(%q) = %d, %v, %v; encoding/json says %d, %v", raw, n, ok, perr, wantN, wantOK)
 	}
 	n2, perr2 := id(raw, name)
-	checkCode(t, "id", perr2, CodeBadRequest)
+	checkCode(t, "id", perr2, wire.CodeBadRequest)
 	if (perr2 == nil) != ok || n2 != n {
 		t.Fatalf("id(%q) = %d, %v; optInt said %d, %v", raw, n2, perr2, n, ok)
 	}
-	lim, perr := clamp(raw, name, defaultHistory, maxHistory)
-	checkCode(t, "clamp", perr, CodeBadRequest)
+	lim, perr := clamp(raw, name, wire.DefaultHistory, wire.MaxHistory)
+	checkCode(t, "clamp", perr, wire.CodeBadRequest)
 	if perr == nil {
-		if lim < 1 || lim > maxHistory {
-			t.Fatalf("clamp(%q) = %d, out of 1..%d", raw, lim, maxHistory)
+		if lim < 1 || lim > wire.MaxHistory {
+			t.Fatalf("clamp(%q) = %d, out of 1..%d", raw, lim, wire.MaxHistory)
 		}
-		if !ok && lim != defaultHistory {
+		if !ok && lim != wire.DefaultHistory {
 			t.Fatalf("clamp(absent) = %d", lim)
 		}
-		if ok && n >= 1 && n <= maxHistory && int64(lim) != n {
+		if ok && n >= 1 && n <= wire.MaxHistory && int64(lim) != n {
 			t.Fatalf("clamp(%q) = %d, want %d", raw, lim, n)
 		}
 	} else if ok {
@@ -288,7 +292,7 @@ func fuzzFieldHelpers(t *testing.T, name string, raw json.RawMessage) {
 
 	// Integer lists.
 	ids, perr := intList(raw, name)
-	checkCode(t, "intList", perr, CodeBadRequest, CodeTooLong)
+	checkCode(t, "intList", perr, wire.CodeBadRequest, wire.CodeTooLong)
 	var wantIDs []int64
 	listOK := present && raw[0] == '[' && json.Unmarshal(raw, &wantIDs) == nil
 	// encoding/json takes null elements as 0; the protocol does not.
@@ -301,8 +305,8 @@ func fuzzFieldHelpers(t *testing.T, name string, raw json.RawMessage) {
 			}
 		}
 	}
-	if listOK && len(wantIDs) > maxAckIDs {
-		if perr == nil || perr.Code != CodeTooLong {
+	if listOK && len(wantIDs) > wire.MaxAckIDs {
+		if perr == nil || perr.Code != wire.CodeTooLong {
 			t.Fatalf("intList with %d ids: %v", len(wantIDs), perr)
 		}
 		return
@@ -322,7 +326,7 @@ func fuzzFieldHelpers(t *testing.T, name string, raw json.RawMessage) {
 	}
 }
 
-// refValidName is PROTOCOL.md's name rule, but for the length, written out
+// refValidName is docs/protocol.md's name rule, but for the length, written out
 // again with the unicode tables.
 func refValidName(s string) bool {
 	if s == "" || !utf8.ValidString(s) {
@@ -357,7 +361,7 @@ func FuzzServerFrames(f *testing.F) {
 		// What the server should answer, line by line.
 		type expect struct {
 			typ  string          // reply type
-			code Code            // the error code if known; "" allows any outcome
+			code wire.Code       // the error code if known; "" allows any outcome
 			ok   bool            // must succeed (ping)
 			rid  json.RawMessage // echoed byte for byte; nil: no rid
 			line []byte          // the request, for messages
@@ -382,7 +386,7 @@ func FuzzServerFrames(f *testing.F) {
 			default:
 				e := expect{typ: r.Type, rid: r.RID, line: line}
 				if _, known := commands[r.Type]; !known {
-					e.typ, e.code = "error", CodeUnknownType
+					e.typ, e.code = "error", wire.CodeUnknownType
 				} else if r.Type == "ping" {
 					e.ok = true
 				}
@@ -446,7 +450,7 @@ func FuzzServerFrames(f *testing.F) {
 	})
 }
 
-func checkReply(fr map[string]json.RawMessage, typ string, code Code, ok bool, rid json.RawMessage) error {
+func checkReply(fr map[string]json.RawMessage, typ string, code wire.Code, ok bool, rid json.RawMessage) error {
 	var gotType string
 	if err := json.Unmarshal(fr["type"], &gotType); err != nil || gotType != typ {
 		return fmt.Errorf("type %s, want %q", fr["type"], typ)
@@ -466,7 +470,7 @@ func checkReply(fr map[string]json.RawMessage, typ string, code Code, ok bool, r
 		if ok {
 			return fmt.Errorf("failed, want ok")
 		}
-		var c Code
+		var c wire.Code
 		if err := json.Unmarshal(fr["code"], &c); err != nil || !protoCodes[c] {
 			return fmt.Errorf("code %s is not a protocol code", fr["code"])
 		}
@@ -477,7 +481,7 @@ func checkReply(fr map[string]json.RawMessage, typ string, code Code, ok bool, r
 		if err := json.Unmarshal(fr["error"], &msg); err != nil || msg == "" {
 			return fmt.Errorf("error text %s", fr["error"])
 		}
-		if c == CodeInternal {
+		if c == wire.CodeInternal {
 			return fmt.Errorf("internal error")
 		}
 	default:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"chat/internal/wire"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,14 +64,14 @@ func (s *Server) dispatch(c *conn, r *Request) {
 	cmd, ok := commands[r.Type]
 	if !ok {
 		s.metrics.requests.inc("unknown")
-		s.metrics.errors.inc("error", string(CodeUnknownType))
-		c.reply(errReply("error", r.RID, protoErr(CodeUnknownType, "unknown request type %q", r.Type)))
+		s.metrics.errors.inc("error", string(wire.CodeUnknownType))
+		c.reply(errReply("error", r.RID, protoErr(wire.CodeUnknownType, "unknown request type %q", r.Type)))
 		return
 	}
 	s.metrics.requests.inc(r.Type)
 	if cmd.auth && c.sess.Load() == nil {
-		s.metrics.errors.inc(r.Type, string(CodeNotLoggedIn))
-		c.reply(errReply(r.Type, r.RID, protoErr(CodeNotLoggedIn, "log in first")))
+		s.metrics.errors.inc(r.Type, string(wire.CodeNotLoggedIn))
+		c.reply(errReply(r.Type, r.RID, protoErr(wire.CodeNotLoggedIn, "log in first")))
 		return
 	}
 	if !cmd.deferred {
@@ -111,9 +112,9 @@ func (s *Server) encodeReply(c *conn, r *Request, result any, err error) []byte 
 	return errReply(r.Type, r.RID, perr)
 }
 
-func fail(err error) response            { return response{err: err} }
-func ok(result any) response             { return response{result: result} }
-func bad(code Code, msg string) response { return fail(protoErr(code, "%s", msg)) }
+func fail(err error) response                 { return response{err: err} }
+func ok(result any) response                  { return response{result: result} }
+func bad(code wire.Code, msg string) response { return fail(protoErr(code, "%s", msg)) }
 
 // --- accounts and sessions ---
 
@@ -169,7 +170,7 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 			return fail(perr)
 		}
 		if !hasID {
-			return bad(CodeBadRequest, `"name" or "id" is required`)
+			return bad(wire.CodeBadRequest, `"name" or "id" is required`)
 		}
 	}
 	pass, perr := str(r.f.Password, "password")
@@ -180,11 +181,11 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	if s := c.sess.Load(); s != nil {
 		c.endSession(ctx, s)
 	}
-	denied := bad(CodeBadCredentials, "wrong name or password")
+	denied := bad(wire.CodeBadCredentials, "wrong name or password")
 	var acct Account
 	var err error
 	switch {
-	case byName && !validName(name), !byName && uid <= 0:
+	case byName && !wire.ValidName(name), !byName && uid <= 0:
 		err = ErrNoSuchUser
 	default:
 		acct, err = srv.store.Account(ctx, name, uid)
@@ -219,7 +220,7 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	user := acct.User
-	user.Online = boolPtr(true)
+	user.Online = wire.Bool(true)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return response{
 		result: struct {
@@ -255,7 +256,7 @@ func (s *Server) markOnline(ctx context.Context, me int64, users []User, groups 
 	}
 	online[me] = true
 	for i := range users {
-		users[i].Online = boolPtr(online[users[i].ID])
+		users[i].Online = wire.Bool(online[users[i].ID])
 	}
 	for gi := range groups {
 		for mi := range groups[gi].Members {
@@ -285,7 +286,7 @@ type messageResult struct {
 
 func (r messageResult) appendFields(b []byte) []byte {
 	b = append(b, `,"message":`...)
-	return r.Message.appendJSON(b)
+	return r.Message.AppendJSON(b)
 }
 
 // textAndCID reads the fields every message request has.
@@ -299,15 +300,15 @@ func textAndCID(r *Request) (text, cid string, perr *ProtoError) {
 	if cid, _, perr = optStr(r.f.CID, "cid"); perr != nil {
 		return "", "", perr
 	}
-	if len(cid) > maxCIDBytes {
-		return "", "", protoErr(CodeTooLong, "cid is longer than %d bytes", maxCIDBytes)
+	if len(cid) > wire.MaxCIDBytes {
+		return "", "", protoErr(wire.CodeTooLong, "cid is longer than %d bytes", wire.MaxCIDBytes)
 	}
 	return text, cid, nil
 }
 
 func rateLimited(c *conn) *ProtoError {
 	if s := c.sess.Load(); s != nil && !s.limiter.allow(time.Now()) {
-		return protoErr(CodeRateLimited, "more than %g messages a second; slow down", c.srv.cfg.Rate)
+		return protoErr(wire.CodeRateLimited, "more than %g messages a second; slow down", c.srv.cfg.Rate)
 	}
 	return nil
 }
@@ -324,7 +325,7 @@ func handleChat(ctx context.Context, c *conn, r *Request) response {
 	}
 	s := c.sess.Load()
 	if to == s.user.ID {
-		return bad(CodeBadRequest, "you cannot send a message to yourself")
+		return bad(wire.CodeBadRequest, "you cannot send a message to yourself")
 	}
 	if perr := rateLimited(c); perr != nil {
 		return fail(perr)
@@ -337,7 +338,7 @@ func handleChat(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	return c.srv.submitChat(&chatItem{
-		msg: Message{Topic: topic, From: s.user.ID, FromName: s.user.Name, To: to, Text: text, TS: nowMS()},
+		msg: Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, To: to, Text: text, TS: nowMS()}, Topic: topic},
 		cid: cid,
 	})
 }
@@ -360,7 +361,7 @@ func handleGroupChat(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	return c.srv.submitChat(&chatItem{
-		msg: Message{Topic: g, From: s.user.ID, FromName: s.user.Name, Group: g, Text: text, TS: nowMS()},
+		msg: Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, Group: g, Text: text, TS: nowMS()}, Topic: g},
 		cid: cid,
 	})
 }
@@ -422,13 +423,13 @@ func handleHistory(ctx context.Context, c *conn, r *Request) response {
 		return fail(perr)
 	}
 	if hasWith == hasGroup {
-		return bad(CodeBadRequest, `exactly one of "with" and "group" is required`)
+		return bad(wire.CodeBadRequest, `exactly one of "with" and "group" is required`)
 	}
 	before, hasBefore, perr := optInt(r.f.Before, "before")
 	if perr != nil {
 		return fail(perr)
 	}
-	limit, perr := clamp(r.f.Limit, "limit", defaultHistory, maxHistory)
+	limit, perr := clamp(r.f.Limit, "limit", wire.DefaultHistory, wire.MaxHistory)
 	if perr != nil {
 		return fail(perr)
 	}
@@ -473,7 +474,7 @@ func (s *Server) lookup(ctx context.Context, r *Request, idRaw []byte, idField s
 		return User{}, perr
 	}
 	if byName {
-		if !validName(name) {
+		if !wire.ValidName(name) {
 			return User{}, ErrNoSuchUser
 		}
 		a, err := s.store.Account(ctx, name, 0)
@@ -488,7 +489,7 @@ func (s *Server) lookup(ctx context.Context, r *Request, idRaw []byte, idField s
 		return User{}, perr
 	}
 	if !hasID {
-		return User{}, protoErr(CodeBadRequest, "%q or \"name\" is required", idField)
+		return User{}, protoErr(wire.CodeBadRequest, "%q or \"name\" is required", idField)
 	}
 	return s.dir.user(ctx, uid)
 }
@@ -499,7 +500,7 @@ func (s *Server) withOnline(ctx context.Context, u User) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	u.Online = boolPtr(online[u.ID])
+	u.Online = wire.Bool(online[u.ID])
 	return u, nil
 }
 
@@ -525,7 +526,7 @@ func handleAddFriend(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	if f.ID == s.user.ID {
-		return bad(CodeBadRequest, "you cannot befriend yourself")
+		return bad(wire.CodeBadRequest, "you cannot befriend yourself")
 	}
 	created, err := srv.store.AddFriend(ctx, s.user.ID, f.ID)
 	if err != nil {
@@ -533,7 +534,7 @@ func handleAddFriend(ctx context.Context, c *conn, r *Request) response {
 	}
 	s.addFriend(f.ID)
 	if created {
-		me := User{ID: s.user.ID, Name: s.user.Name, Online: boolPtr(true)}
+		me := User{ID: s.user.ID, Name: s.user.Name, Online: wire.Bool(true)}
 		srv.router.ToUser(f.ID, &Push{Kind: pushFriendAdded, Friend: s.user.ID, Frame: pushFrame("friend_added", struct {
 			Friend User `json:"friend"`
 		}{me})})
@@ -562,7 +563,7 @@ func handleFriends(ctx context.Context, c *conn, r *Request) response {
 
 // online {limit?} -> {users, total}
 func handleOnline(ctx context.Context, c *conn, r *Request) response {
-	limit, perr := clamp(r.f.Limit, "limit", defaultOnline, maxOnline)
+	limit, perr := clamp(r.f.Limit, "limit", wire.DefaultOnline, wire.MaxOnline)
 	if perr != nil {
 		return fail(perr)
 	}
@@ -571,7 +572,7 @@ func handleOnline(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	for i := range users {
-		users[i].Online = boolPtr(true)
+		users[i].Online = wire.Bool(true)
 	}
 	return ok(struct {
 		Users []User `json:"users"`
@@ -591,16 +592,16 @@ func handleCreateGroup(ctx context.Context, c *conn, r *Request) response {
 	if perr != nil {
 		return fail(perr)
 	}
-	if utf8.RuneCountInString(name) > maxGroupNameRunes {
-		return bad(CodeBadRequest, "group names are 1-64 characters")
+	if utf8.RuneCountInString(name) > wire.MaxGroupNameRunes {
+		return bad(wire.CodeBadRequest, "group names are 1-64 characters")
 	}
 	var desc string
 	if present(r.f.Desc) {
 		if r.f.Desc[0] != '"' || json.Unmarshal(r.f.Desc, &desc) != nil {
-			return bad(CodeBadRequest, `"desc" must be a string`)
+			return bad(wire.CodeBadRequest, `"desc" must be a string`)
 		}
-		if utf8.RuneCountInString(desc) > maxGroupDescRunes {
-			return bad(CodeBadRequest, "group descriptions are at most 256 characters")
+		if utf8.RuneCountInString(desc) > wire.MaxGroupDescRunes {
+			return bad(wire.CodeBadRequest, "group descriptions are at most 256 characters")
 		}
 	}
 	s := c.sess.Load()
@@ -612,7 +613,7 @@ func handleCreateGroup(ctx context.Context, c *conn, r *Request) response {
 	s.setGroup(g, true)
 	c.srv.hub.subscribe(g, c)
 	return ok(groupResult{Group{ID: g, Name: name, Desc: desc, Members: []Member{
-		{ID: s.user.ID, Name: s.user.Name, Role: RoleCreator, Online: true},
+		{ID: s.user.ID, Name: s.user.Name, Role: wire.RoleCreator, Online: true},
 	}}})
 }
 
@@ -661,7 +662,7 @@ func (s *Server) pushMembership(g int64, sess *session, typ string) {
 	s.router.ToGroup(g, sess.user.ID, &Push{Frame: pushFrame(typ, struct {
 		Group int64 `json:"group"`
 		User  User  `json:"user"`
-	}{g, User{ID: sess.user.ID, Name: sess.user.Name, Online: boolPtr(true)}})})
+	}{g, User{ID: sess.user.ID, Name: sess.user.Name, Online: wire.Bool(true)}})})
 }
 
 func (s *Server) groupReply(ctx context.Context, me, g int64) response {

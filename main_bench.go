@@ -2,6 +2,9 @@
 
 package main
 
-import "os"
+import (
+	"chat/internal/loadgen"
+	"os"
+)
 
-func main() { os.Exit(runLoadgen(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(loadgen.Run(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -2,6 +2,10 @@
 
 package main
 
-import "os"
+import (
+	"os"
 
-func main() { os.Exit(runClient(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+	"chat/internal/client"
+)
+
+func main() { os.Exit(client.Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }

@@ -2,65 +2,28 @@ package main
 
 import (
 	"bytes"
+	"chat/internal/wire"
 	"encoding/json"
+	"errors"
 	"strconv"
-	"unicode"
 	"unicode/utf8"
 )
 
-// Limits of PROTOCOL.md that are not flags.
-const (
-	maxNameRunes      = 32
-	minPasswordBytes  = 6
-	maxPasswordBytes  = 72 // bcrypt ignores what lies beyond
-	maxTextBytes      = 4096
-	maxCIDBytes       = 64
-	maxGroupNameRunes = 64
-	maxGroupDescRunes = 256
-	defaultHistory    = 50
-	maxHistory        = 200
-	defaultOnline     = 100
-	maxOnline         = 1000
-	maxAckIDs         = 10000
+// The wire objects are shared with the client and the load generator.
+type (
+	User   = wire.User
+	Member = wire.Member
+	Group  = wire.Group
 )
 
-// User is the wire form of a user. Online is nil where it is not known.
-type User struct {
-	ID     int64  `json:"id"`
-	Name   string `json:"name"`
-	Online *bool  `json:"online,omitempty"`
-}
-
-// Member is a user within a group.
-type Member struct {
-	ID     int64  `json:"id"`
-	Name   string `json:"name"`
-	Role   Role   `json:"role"`
-	Online bool   `json:"online"`
-}
-
-// Group is the wire form of a group; Members is never nil when sent.
-type Group struct {
-	ID      int64    `json:"id"`
-	Name    string   `json:"name"`
-	Desc    string   `json:"desc"`
-	Members []Member `json:"members"`
-}
-
-// Message is a stored chat message. Exactly one of To and Group is set.
+// Message is a stored chat message: its wire form and where it is stored.
 type Message struct {
-	ID       int64
-	Topic    int64 // conversation the message belongs to; never sent
-	Seq      int64 // position within the topic; never sent
-	From     int64
-	FromName string
-	To       int64
-	Group    int64
-	Text     string
-	TS       int64 // Unix milliseconds
+	wire.Message
+	Topic int64 // conversation the message belongs to; never sent
+	Seq   int64 // position within the topic; never sent
 }
 
-// Role is a member's role within a group.
+// Role is a member's role within a topic, as the store keeps it.
 type Role uint8
 
 const (
@@ -69,44 +32,13 @@ const (
 	RoleCreator             // the group's creator
 )
 
-func (r Role) String() string {
-	switch r {
-	case RoleCreator:
-		return "creator"
-	case RoleMember:
-		return "member"
-	default:
-		return "peer"
+// Wire is the role as a member's "role" field.
+func (r Role) Wire() wire.Role {
+	if r == RoleCreator {
+		return wire.RoleCreator
 	}
+	return wire.RoleMember
 }
-
-// MarshalText makes a Role a JSON string.
-func (r Role) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-
-// appendJSON appends the message's wire form, by hand: it is on every push.
-func (m *Message) appendJSON(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = strconv.AppendInt(b, m.ID, 10)
-	b = append(b, `,"from":`...)
-	b = strconv.AppendInt(b, m.From, 10)
-	b = append(b, `,"from_name":`...)
-	b = appendString(b, m.FromName)
-	if m.Group != 0 {
-		b = append(b, `,"group":`...)
-		b = strconv.AppendInt(b, m.Group, 10)
-	} else {
-		b = append(b, `,"to":`...)
-		b = strconv.AppendInt(b, m.To, 10)
-	}
-	b = append(b, `,"text":`...)
-	b = appendString(b, m.Text)
-	b = append(b, `,"ts":`...)
-	b = strconv.AppendInt(b, m.TS, 10)
-	return append(b, '}')
-}
-
-// MarshalJSON lets a Message sit inside replies built with encoding/json.
-func (m Message) MarshalJSON() ([]byte, error) { return m.appendJSON(nil), nil }
 
 // messagePush is the frame pushed to each recipient of m. backlog marks a
 // message pushed from the pending backlog (at login, or after the cluster
@@ -114,42 +46,11 @@ func (m Message) MarshalJSON() ([]byte, error) { return m.appendJSON(nil), nil }
 func messagePush(m *Message, backlog bool) []byte {
 	b := make([]byte, 0, 144+len(m.Text)+len(m.FromName))
 	b = append(b, `{"type":"message","message":`...)
-	b = m.appendJSON(b)
+	b = m.AppendJSON(b)
 	if backlog {
 		b = append(b, `,"backlog":true`...)
 	}
 	return append(b, "}\n"...)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string. s must be valid UTF-8 (every
-// string the server holds came through a validated frame or the store).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // wireRequest holds every request field undecoded, so that each handler can
@@ -179,31 +80,25 @@ type wireRequest struct {
 // repeated key keeps its last value, as encoding/json does. It returns
 // false, having filled nothing reliable, for a key with escapes in it.
 func (w *wireRequest) scan(line []byte) bool {
-	b := bytes.Clone(line)
-	i := skipSpace(b, 0) + 1 // past '{'
-	for {
-		i = skipSpace(b, i)
-		if b[i] == '}' {
-			return true
-		}
-		if b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
-		end := stringEnd(b, i)
-		key := b[i+1 : end-1]
+	s := wire.NewScanner(bytes.Clone(line))
+	err := s.Object(func(key []byte) error {
 		if bytes.IndexByte(key, '\\') >= 0 {
-			return false
+			return errEscapedKey
 		}
-		i = skipSpace(b, end)
-		i = skipSpace(b, i+1) // past ':'
-		vend := valueEnd(b, i)
-		w.set(string(key), b[i:vend:vend])
-		i = vend
-	}
+		v, err := s.Raw()
+		if err != nil {
+			return err
+		}
+		w.set(key, v)
+		return nil
+	})
+	return err == nil
 }
 
-func (w *wireRequest) set(key string, v json.RawMessage) {
-	switch key {
+var errEscapedKey = errors.New("a key with escapes")
+
+func (w *wireRequest) set(key []byte, v json.RawMessage) {
+	switch string(key) {
 	case "type":
 		w.Type = v
 	case "rid":
@@ -234,54 +129,6 @@ func (w *wireRequest) set(key string, v json.RawMessage) {
 		w.Before = v
 	case "ids":
 		w.IDs = v
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index just past the string that starts at b[i].
-func stringEnd(b []byte, i int) int {
-	for i++; b[i] != '"'; i++ {
-		if b[i] == '\\' {
-			i++
-		}
-	}
-	return i + 1
-}
-
-// valueEnd returns the index just past the valid JSON value at b[i].
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for {
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-	default: // a number, true, false or null
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' &&
-			b[i] != ' ' && b[i] != '\t' && b[i] != '\r' && b[i] != '\n' {
-			i++
-		}
-		return i
 	}
 }
 
@@ -320,13 +167,13 @@ func decodeFrame(line []byte) (*Request, *ProtoError) {
 		return nil, nil
 	}
 	if !utf8.Valid(line) {
-		return nil, protoErr(CodeBadFrame, "frame is not valid UTF-8")
+		return nil, protoErr(wire.CodeBadFrame, "frame is not valid UTF-8")
 	}
 	if trimmed[0] != '{' {
-		return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
+		return nil, protoErr(wire.CodeBadFrame, "frame is not a JSON object")
 	}
 	if !json.Valid(line) {
-		return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
+		return nil, protoErr(wire.CodeBadFrame, "frame is not a JSON object")
 	}
 	r := &Request{}
 	if !r.f.scan(line) {
@@ -335,7 +182,7 @@ func decodeFrame(line []byte) (*Request, *ProtoError) {
 		// regard to case, and "Text" must not stand in for "text".
 		var fields map[string]json.RawMessage
 		if err := json.Unmarshal(line, &fields); err != nil {
-			return nil, protoErr(CodeBadFrame, "frame is not a JSON object")
+			return nil, protoErr(wire.CodeBadFrame, "frame is not a JSON object")
 		}
 		r.f = wireRequest{}
 		r.f.fill(fields)
@@ -344,10 +191,10 @@ func decodeFrame(line []byte) (*Request, *ProtoError) {
 		r.RID = r.f.RID
 	}
 	if len(r.f.Type) == 0 || r.f.Type[0] != '"' || unquote(r.f.Type, &r.Type) != nil {
-		return r, protoErr(CodeBadRequest, `"type" must be a string`)
+		return r, protoErr(wire.CodeBadRequest, `"type" must be a string`)
 	}
 	if r.Type == "" {
-		return r, protoErr(CodeBadRequest, `"type" must not be empty`)
+		return r, protoErr(wire.CodeBadRequest, `"type" must not be empty`)
 	}
 	return r, nil
 }
@@ -363,7 +210,7 @@ func str(raw json.RawMessage, field string) (string, *ProtoError) {
 		return "", perr
 	}
 	if !ok {
-		return "", protoErr(CodeBadRequest, "%q is required", field)
+		return "", protoErr(wire.CodeBadRequest, "%q is required", field)
 	}
 	return s, nil
 }
@@ -375,10 +222,10 @@ func optStr(raw json.RawMessage, field string) (s string, ok bool, perr *ProtoEr
 		return "", false, nil
 	}
 	if raw[0] != '"' || unquote(raw, &s) != nil {
-		return "", false, protoErr(CodeBadRequest, "%q must be a string", field)
+		return "", false, protoErr(wire.CodeBadRequest, "%q must be a string", field)
 	}
 	if s == "" {
-		return "", false, protoErr(CodeBadRequest, "%q must not be empty", field)
+		return "", false, protoErr(wire.CodeBadRequest, "%q must not be empty", field)
 	}
 	return s, true, nil
 }
@@ -390,7 +237,7 @@ func optInt(raw json.RawMessage, field string) (n int64, ok bool, perr *ProtoErr
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
-		return 0, false, protoErr(CodeBadRequest, "%q must be an integer", field)
+		return 0, false, protoErr(wire.CodeBadRequest, "%q must be an integer", field)
 	}
 	return n, true, nil
 }
@@ -403,27 +250,27 @@ func id(raw json.RawMessage, field string) (int64, *ProtoError) {
 		return 0, perr
 	}
 	if !ok {
-		return 0, protoErr(CodeBadRequest, "%q is required", field)
+		return 0, protoErr(wire.CodeBadRequest, "%q is required", field)
 	}
 	return n, nil
 }
 
 func intList(raw json.RawMessage, field string) ([]int64, *ProtoError) {
 	if !present(raw) {
-		return nil, protoErr(CodeBadRequest, "%q is required", field)
+		return nil, protoErr(wire.CodeBadRequest, "%q is required", field)
 	}
 	var items []json.RawMessage
 	if raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
-		return nil, protoErr(CodeBadRequest, "%q must be an array of integers", field)
+		return nil, protoErr(wire.CodeBadRequest, "%q must be an array of integers", field)
 	}
-	if len(items) > maxAckIDs {
-		return nil, protoErr(CodeTooLong, "%q holds more than %d ids", field, maxAckIDs)
+	if len(items) > wire.MaxAckIDs {
+		return nil, protoErr(wire.CodeTooLong, "%q holds more than %d ids", field, wire.MaxAckIDs)
 	}
 	out := make([]int64, 0, len(items))
 	for _, item := range items {
 		v, err := strconv.ParseInt(string(item), 10, 64)
 		if err != nil {
-			return nil, protoErr(CodeBadRequest, "%q must be an array of integers", field)
+			return nil, protoErr(wire.CodeBadRequest, "%q must be an array of integers", field)
 		}
 		out = append(out, v)
 	}
@@ -447,42 +294,23 @@ func clamp(raw json.RawMessage, field string, def, max int64) (int, *ProtoError)
 	return int(n), nil
 }
 
-// validName reports whether s may be a user name: 1-32 code points, each a
-// letter, mark or digit of any script, or one of "_.-".
-func validName(s string) bool {
-	n := 0
-	for _, r := range s {
-		n++
-		if n > maxNameRunes {
-			return false
-		}
-		switch {
-		case r == '_' || r == '.' || r == '-':
-		case unicode.IsLetter(r), unicode.IsMark(r), unicode.IsDigit(r):
-		default:
-			return false
-		}
-	}
-	return n > 0
-}
-
 func checkName(s string) *ProtoError {
-	if !validName(s) {
-		return protoErr(CodeInvalidName, "names are 1-%d letters, marks and digits, and _ . -", maxNameRunes)
+	if !wire.ValidName(s) {
+		return protoErr(wire.CodeInvalidName, "names are 1-%d letters, marks and digits, and _ . -", wire.MaxNameRunes)
 	}
 	return nil
 }
 
 func checkPassword(p string) *ProtoError {
-	if len(p) < minPasswordBytes || len(p) > maxPasswordBytes {
-		return protoErr(CodeInvalidPass, "passwords are %d-%d bytes", minPasswordBytes, maxPasswordBytes)
+	if len(p) < wire.MinPasswordBytes || len(p) > wire.MaxPasswordBytes {
+		return protoErr(wire.CodeInvalidPass, "passwords are %d-%d bytes", wire.MinPasswordBytes, wire.MaxPasswordBytes)
 	}
 	return nil
 }
 
 func checkText(s string) *ProtoError {
-	if len(s) > maxTextBytes {
-		return protoErr(CodeTooLong, "text is longer than %d bytes", maxTextBytes)
+	if len(s) > wire.MaxTextBytes {
+		return protoErr(wire.CodeTooLong, "text is longer than %d bytes", wire.MaxTextBytes)
 	}
 	return nil
 }
@@ -490,7 +318,7 @@ func checkText(s string) *ProtoError {
 // replyHead starts a reply frame: {"type":T,"rid":R
 func replyHead(b []byte, typ string, rid json.RawMessage) []byte {
 	b = append(b, `{"type":`...)
-	b = appendString(b, typ)
+	b = wire.AppendString(b, typ)
 	if rid != nil {
 		b = append(b, `,"rid":`...)
 		b = append(b, rid...)
@@ -529,9 +357,9 @@ type fieldAppender interface {
 func errReply(typ string, rid json.RawMessage, e *ProtoError) []byte {
 	b := replyHead(make([]byte, 0, 96+len(e.Msg)), typ, rid)
 	b = append(b, `,"ok":false,"code":`...)
-	b = appendString(b, string(e.Code))
+	b = wire.AppendString(b, string(e.Code))
 	b = append(b, `,"error":`...)
-	b = appendString(b, e.Msg)
+	b = wire.AppendString(b, e.Msg)
 	return append(b, "}\n"...)
 }
 
@@ -550,7 +378,7 @@ func okReplyFields(typ string, v any) ([]byte, error) {
 		return nil, err
 	}
 	b := append(make([]byte, 0, 32+len(fields)), `{"type":`...)
-	b = appendString(b, typ)
+	b = wire.AppendString(b, typ)
 	if len(fields) > 2 {
 		b = append(b, ',')
 		b = append(b, fields[1:len(fields)-1]...)
@@ -567,5 +395,3 @@ func marshalNoEscape(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
-
-func boolPtr(b bool) *bool { return &b }

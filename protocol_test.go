@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"chat/internal/wire"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -15,14 +16,14 @@ import (
 // Unit tests of the wire layer: protocol.go's decoding, field helpers and
 // encoders, and session.go's rate limiter. No server, no store.
 
-// protoCodes is every error code PROTOCOL.md lists.
-var protoCodes = map[Code]bool{
-	CodeBadFrame: true, CodeFrameTooLarge: true, CodeUnknownType: true,
-	CodeBadRequest: true, CodeNotLoggedIn: true, CodeBadCredentials: true,
-	CodeNameTaken: true, CodeInvalidName: true, CodeInvalidPass: true,
-	CodeNoSuchUser: true, CodeNoSuchGroup: true, CodeNotMember: true,
-	CodeTooLong: true, CodeRateLimited: true, CodeUnavailable: true,
-	CodeInternal: true,
+// protoCodes is every error code docs/protocol.md lists.
+var protoCodes = map[wire.Code]bool{
+	wire.CodeBadFrame: true, wire.CodeFrameTooLarge: true, wire.CodeUnknownType: true,
+	wire.CodeBadRequest: true, wire.CodeNotLoggedIn: true, wire.CodeBadCredentials: true,
+	wire.CodeNameTaken: true, wire.CodeInvalidName: true, wire.CodeInvalidPass: true,
+	wire.CodeNoSuchUser: true, wire.CodeNoSuchGroup: true, wire.CodeNotMember: true,
+	wire.CodeTooLong: true, wire.CodeRateLimited: true, wire.CodeUnavailable: true,
+	wire.CodeInternal: true,
 }
 
 func TestProtoCodesMatchProtocol(t *testing.T) {
@@ -120,15 +121,15 @@ func TestValidName(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := validName(tc.in); got != tc.want {
-				t.Errorf("validName(%q) = %v, want %v", tc.in, got, tc.want)
+			if got := wire.ValidName(tc.in); got != tc.want {
+				t.Errorf("wire.ValidName(%q) = %v, want %v", tc.in, got, tc.want)
 			}
 			perr := checkName(tc.in)
 			if tc.want != (perr == nil) {
 				t.Errorf("checkName(%q) = %v, want ok=%v", tc.in, perr, tc.want)
 			}
-			if perr != nil && perr.Code != CodeInvalidName {
-				t.Errorf("checkName(%q) code %s, want %s", tc.in, perr.Code, CodeInvalidName)
+			if perr != nil && perr.Code != wire.CodeInvalidName {
+				t.Errorf("checkName(%q) code %s, want %s", tc.in, perr.Code, wire.CodeInvalidName)
 			}
 		})
 	}
@@ -137,18 +138,18 @@ func TestValidName(t *testing.T) {
 func TestCheckPasswordAndText(t *testing.T) {
 	pw := []struct {
 		in   string
-		want Code // "" for ok
+		want wire.Code // "" for ok
 	}{
-		{"", CodeInvalidPass},
-		{"12345", CodeInvalidPass},
+		{"", wire.CodeInvalidPass},
+		{"12345", wire.CodeInvalidPass},
 		{"123456", ""},
 		{strings.Repeat("p", 72), ""},
-		{strings.Repeat("p", 73), CodeInvalidPass},
+		{strings.Repeat("p", 73), wire.CodeInvalidPass},
 		{"ééé", ""}, // 6 bytes, 3 characters: bytes count
-		{"éé", CodeInvalidPass},
-		{strings.Repeat("张", 24), ""},                    // 72 bytes
-		{strings.Repeat("张", 24) + "x", CodeInvalidPass}, // 73 bytes
-		{"pass word", ""},                                // anything goes inside
+		{"éé", wire.CodeInvalidPass},
+		{strings.Repeat("张", 24), ""},                         // 72 bytes
+		{strings.Repeat("张", 24) + "x", wire.CodeInvalidPass}, // 73 bytes
+		{"pass word", ""},                                     // anything goes inside
 	}
 	for _, tc := range pw {
 		perr := checkPassword(tc.in)
@@ -158,13 +159,13 @@ func TestCheckPasswordAndText(t *testing.T) {
 	}
 	txt := []struct {
 		in   string
-		want Code
+		want wire.Code
 	}{
 		{"x", ""},
-		{strings.Repeat("x", maxTextBytes), ""},
-		{strings.Repeat("x", maxTextBytes+1), CodeTooLong},
-		{strings.Repeat("张", maxTextBytes/3), ""},            // 4095 bytes
-		{strings.Repeat("张", maxTextBytes/3+1), CodeTooLong}, // 4098 bytes
+		{strings.Repeat("x", wire.MaxTextBytes), ""},
+		{strings.Repeat("x", wire.MaxTextBytes+1), wire.CodeTooLong},
+		{strings.Repeat("张", wire.MaxTextBytes/3), ""},                 // 4095 bytes
+		{strings.Repeat("张", wire.MaxTextBytes/3+1), wire.CodeTooLong}, // 4098 bytes
 		{"line\nbreak \"quoted\" \\ \u2028", ""},
 	}
 	for _, tc := range txt {
@@ -175,7 +176,7 @@ func TestCheckPasswordAndText(t *testing.T) {
 	}
 }
 
-func perrCode(perr *ProtoError) Code {
+func perrCode(perr *ProtoError) wire.Code {
 	if perr == nil {
 		return ""
 	}
@@ -188,10 +189,10 @@ func perrCode(perr *ProtoError) Code {
 type decodeCase struct {
 	name  string
 	in    string
-	blank bool   // nil, nil
-	code  Code   // expected error code, "" for none
-	typ   string // expected Type when decoded
-	rid   string // expected RID bytes, "" for absent
+	blank bool      // nil, nil
+	code  wire.Code // expected error code, "" for none
+	typ   string    // expected Type when decoded
+	rid   string    // expected RID bytes, "" for absent
 }
 
 var decodeFrameCases = []decodeCase{
@@ -230,40 +231,40 @@ var decodeFrameCases = []decodeCase{
 	{name: "rid before type", in: `{"rid":5,"type":"ping"}`, typ: "ping", rid: "5"},
 
 	// not JSON objects: bad_frame
-	{name: "array", in: `[{"type":"ping"}]`, code: CodeBadFrame},
-	{name: "string", in: `"ping"`, code: CodeBadFrame},
-	{name: "number", in: `42`, code: CodeBadFrame},
-	{name: "true", in: `true`, code: CodeBadFrame},
-	{name: "null", in: `null`, code: CodeBadFrame},
-	{name: "truncated", in: `{"type":"ping"`, code: CodeBadFrame},
-	{name: "truncated string", in: `{"type":"pi`, code: CodeBadFrame},
-	{name: "just brace", in: `{`, code: CodeBadFrame},
-	{name: "trailing garbage", in: `{"type":"ping"} x`, code: CodeBadFrame},
-	{name: "two objects", in: `{"type":"ping"}{"type":"ping"}`, code: CodeBadFrame},
-	{name: "trailing comma", in: `{"type":"ping",}`, code: CodeBadFrame},
-	{name: "single quotes", in: `{'type':'ping'}`, code: CodeBadFrame},
-	{name: "unquoted key", in: `{type:"ping"}`, code: CodeBadFrame},
-	{name: "plain text", in: `hello`, code: CodeBadFrame},
-	{name: "bom", in: "\ufeff{\"type\":\"ping\"}", code: CodeBadFrame},
-	{name: "invalid utf-8 in string", in: "{\"type\":\"ping\",\"text\":\"\xff\"}", code: CodeBadFrame},
-	{name: "invalid utf-8 in type", in: "{\"type\":\"p\xc3\"}", code: CodeBadFrame},
-	{name: "invalid utf-8 outside strings", in: "{\"type\":\"ping\"}\xff", code: CodeBadFrame},
-	{name: "invalid utf-8 only", in: "\xff\xfe", code: CodeBadFrame},
-	{name: "encoded surrogate", in: "{\"type\":\"\xed\xa0\x80\"}", code: CodeBadFrame},
-	{name: "raw control char in string", in: "{\"type\":\"pi\x01ng\"}", code: CodeBadFrame},
-	{name: "bad number in rid", in: `{"type":"ping","rid":01}`, code: CodeBadFrame},
-	{name: "nul byte", in: "\x00", code: CodeBadFrame},
+	{name: "array", in: `[{"type":"ping"}]`, code: wire.CodeBadFrame},
+	{name: "string", in: `"ping"`, code: wire.CodeBadFrame},
+	{name: "number", in: `42`, code: wire.CodeBadFrame},
+	{name: "true", in: `true`, code: wire.CodeBadFrame},
+	{name: "null", in: `null`, code: wire.CodeBadFrame},
+	{name: "truncated", in: `{"type":"ping"`, code: wire.CodeBadFrame},
+	{name: "truncated string", in: `{"type":"pi`, code: wire.CodeBadFrame},
+	{name: "just brace", in: `{`, code: wire.CodeBadFrame},
+	{name: "trailing garbage", in: `{"type":"ping"} x`, code: wire.CodeBadFrame},
+	{name: "two objects", in: `{"type":"ping"}{"type":"ping"}`, code: wire.CodeBadFrame},
+	{name: "trailing comma", in: `{"type":"ping",}`, code: wire.CodeBadFrame},
+	{name: "single quotes", in: `{'type':'ping'}`, code: wire.CodeBadFrame},
+	{name: "unquoted key", in: `{type:"ping"}`, code: wire.CodeBadFrame},
+	{name: "plain text", in: `hello`, code: wire.CodeBadFrame},
+	{name: "bom", in: "\ufeff{\"type\":\"ping\"}", code: wire.CodeBadFrame},
+	{name: "invalid utf-8 in string", in: "{\"type\":\"ping\",\"text\":\"\xff\"}", code: wire.CodeBadFrame},
+	{name: "invalid utf-8 in type", in: "{\"type\":\"p\xc3\"}", code: wire.CodeBadFrame},
+	{name: "invalid utf-8 outside strings", in: "{\"type\":\"ping\"}\xff", code: wire.CodeBadFrame},
+	{name: "invalid utf-8 only", in: "\xff\xfe", code: wire.CodeBadFrame},
+	{name: "encoded surrogate", in: "{\"type\":\"\xed\xa0\x80\"}", code: wire.CodeBadFrame},
+	{name: "raw control char in string", in: "{\"type\":\"pi\x01ng\"}", code: wire.CodeBadFrame},
+	{name: "bad number in rid", in: `{"type":"ping","rid":01}`, code: wire.CodeBadFrame},
+	{name: "nul byte", in: "\x00", code: wire.CodeBadFrame},
 
 	// objects without a usable type: bad_request, rid kept
-	{name: "empty object", in: `{}`, code: CodeBadRequest},
-	{name: "no type, rid kept", in: `{"rid":9}`, code: CodeBadRequest, rid: "9"},
-	{name: "type number", in: `{"type":1,"rid":"r"}`, code: CodeBadRequest, rid: `"r"`},
-	{name: "type null", in: `{"type":null,"rid":2}`, code: CodeBadRequest, rid: "2"},
-	{name: "type bool", in: `{"type":true,"rid":1.50}`, code: CodeBadRequest, rid: "1.50"},
-	{name: "type array", in: `{"type":["ping"],"rid":3}`, code: CodeBadRequest, rid: "3"},
-	{name: "type object", in: `{"type":{"a":"ping"},"rid":4}`, code: CodeBadRequest, rid: "4"},
-	{name: "type empty", in: `{"type":"","rid":"e"}`, code: CodeBadRequest, rid: `"e"`},
-	{name: "type empty, rid big", in: `{"type":"","rid":123456789012345678901234567890}`, code: CodeBadRequest, rid: "123456789012345678901234567890"},
+	{name: "empty object", in: `{}`, code: wire.CodeBadRequest},
+	{name: "no type, rid kept", in: `{"rid":9}`, code: wire.CodeBadRequest, rid: "9"},
+	{name: "type number", in: `{"type":1,"rid":"r"}`, code: wire.CodeBadRequest, rid: `"r"`},
+	{name: "type null", in: `{"type":null,"rid":2}`, code: wire.CodeBadRequest, rid: "2"},
+	{name: "type bool", in: `{"type":true,"rid":1.50}`, code: wire.CodeBadRequest, rid: "1.50"},
+	{name: "type array", in: `{"type":["ping"],"rid":3}`, code: wire.CodeBadRequest, rid: "3"},
+	{name: "type object", in: `{"type":{"a":"ping"},"rid":4}`, code: wire.CodeBadRequest, rid: "4"},
+	{name: "type empty", in: `{"type":"","rid":"e"}`, code: wire.CodeBadRequest, rid: `"e"`},
+	{name: "type empty, rid big", in: `{"type":"","rid":123456789012345678901234567890}`, code: wire.CodeBadRequest, rid: "123456789012345678901234567890"},
 }
 
 func TestDecodeFrame(t *testing.T) {
@@ -283,10 +284,10 @@ func TestDecodeFrame(t *testing.T) {
 				if perr.Msg == "" {
 					t.Errorf("error without a message")
 				}
-				if tc.code == CodeBadFrame && r != nil {
+				if tc.code == wire.CodeBadFrame && r != nil {
 					t.Errorf("bad_frame with a request %+v", r)
 				}
-				if tc.code == CodeBadRequest {
+				if tc.code == wire.CodeBadRequest {
 					if r == nil {
 						t.Fatalf("bad_request without the request (rid lost)")
 					}
@@ -337,13 +338,13 @@ func TestDecodeFrameCopies(t *testing.T) {
 	}
 }
 
-// TestDecodeFrameFieldsCaseSensitive: PROTOCOL.md names fields exactly and
+// TestDecodeFrameFieldsCaseSensitive: docs/protocol.md names fields exactly and
 // says unknown fields are ignored, so "TYPE" or "Text" are unknown fields.
 // encoding/json matches struct fields case-insensitively, so decodeFrame
 // takes {"TYPE":"ping"} as a ping and lets "Text" override "text".
 func TestDecodeFrameFieldsCaseSensitive(t *testing.T) {
 	r, perr := decodeFrame([]byte(`{"TYPE":"ping","rid":1}`))
-	if perr == nil || perr.Code != CodeBadRequest {
+	if perr == nil || perr.Code != wire.CodeBadRequest {
 		t.Errorf(`{"TYPE":"ping"}: got %+v, %v; want bad_request (no "type")`, r, perr)
 	}
 	r, perr = decodeFrame([]byte(`{"type":"chat","to":2,"text":"real","Text":"shadow"}`))
@@ -462,27 +463,27 @@ func TestAppendString(t *testing.T) {
 	}
 	cases = append(cases, all.String(), strings.Repeat(all.String(), 3))
 	for _, s := range cases {
-		got := appendString(nil, s)
+		got := wire.AppendString(nil, s)
 		if !json.Valid(got) {
-			t.Errorf("appendString(%q) = %s: not valid JSON", s, got)
+			t.Errorf("wire.AppendString(%q) = %s: not valid JSON", s, got)
 			continue
 		}
 		var back string
 		if err := json.Unmarshal(got, &back); err != nil || back != s {
-			t.Errorf("appendString(%q) = %s: decodes to %q, %v", s, got, back, err)
+			t.Errorf("wire.AppendString(%q) = %s: decodes to %q, %v", s, got, back, err)
 		}
 		for _, c := range got {
 			if c < 0x20 {
-				t.Errorf("appendString(%q) = %q: raw control byte %#x", s, got, c)
+				t.Errorf("wire.AppendString(%q) = %q: raw control byte %#x", s, got, c)
 				break
 			}
 		}
 		if want := stdlibString(t, s); !stdlibEscapesDifferently(s) && !bytes.Equal(got, want) {
-			t.Errorf("appendString(%q) = %s, encoding/json says %s", s, got, want)
+			t.Errorf("wire.AppendString(%q) = %s, encoding/json says %s", s, got, want)
 		}
 	}
 	// It appends.
-	if got := string(appendString([]byte("x="), "y")); got != `x="y"` {
+	if got := string(wire.AppendString([]byte("x="), "y")); got != `x="y"` {
 		t.Errorf("appendString appends: got %s", got)
 	}
 }
@@ -497,25 +498,24 @@ func TestMessageJSON(t *testing.T) {
 	}{
 		{
 			"private",
-			Message{ID: 981, Topic: 77, Seq: 5, From: 12, FromName: "alice", To: 13, Text: "hi", TS: 1795812345678},
+			Message{Message: wire.Message{ID: 981, From: 12, FromName: "alice", To: 13, Text: "hi", TS: 1795812345678}, Topic: 77, Seq: 5},
 			[]string{"id", "from", "from_name", "to", "text", "ts"},
 		},
 		{
 			"group",
-			Message{ID: 982, Topic: 3, Seq: 9, From: 12, FromName: "alice", Group: 3, Text: "hello all", TS: 1795812345679},
+			Message{Message: wire.Message{ID: 982, From: 12, FromName: "alice", Group: 3, Text: "hello all", TS: 1795812345679}, Topic: 3, Seq: 9},
 			[]string{"id", "from", "from_name", "group", "text", "ts"},
 		},
 		{
 			"awkward text and name",
-			Message{ID: 1<<62 + 1, From: 1<<53 + 1, FromName: "张伟", To: 9223372036854775807,
-				Text: "\"quotes\" \\ \n\r\t \x00\x1f\x7f \u2028 </script>& 😀", TS: 0},
+			Message{Message: wire.Message{ID: 1<<62 + 1, From: 1<<53 + 1, FromName: "张伟", To: 9223372036854775807, Text: "\"quotes\" \\ \n\r\t \x00\x1f\x7f \u2028 </script>& 😀", TS: 0}},
 			[]string{"id", "from", "from_name", "to", "text", "ts"},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := tc.m
-			body := m.appendJSON(nil)
+			body := m.AppendJSON(nil)
 			checkMessageObject(t, body, &m, tc.keys)
 
 			// messagePush wraps it: {"type":"message","message":{...}}\n, no rid.
@@ -624,7 +624,7 @@ func TestOkReply(t *testing.T) {
 			name: "user online flag", typ: "whois", rid: "3",
 			result: struct {
 				User User `json:"user"`
-			}{User{ID: 5, Name: "bob", Online: boolPtr(false)}},
+			}{User{ID: 5, Name: "bob", Online: wire.Bool(false)}},
 			wantKeys: []string{"type", "rid", "ok", "user"},
 			check: func(t *testing.T, f map[string]json.RawMessage) {
 				if got := string(f["user"]); got != `{"id":5,"name":"bob","online":false}` {
@@ -647,8 +647,8 @@ func TestOkReply(t *testing.T) {
 		{
 			name: "group with members", typ: "create_group", rid: "5",
 			result: groupResult{Group{ID: 3, Name: "gophers", Desc: "<b>&</b>", Members: []Member{
-				{ID: 1, Name: "a", Role: RoleCreator, Online: true},
-				{ID: 2, Name: "b", Role: RoleMember},
+				{ID: 1, Name: "a", Role: wire.RoleCreator, Online: true},
+				{ID: 2, Name: "b", Role: wire.RoleMember},
 			}}},
 			wantKeys: []string{"type", "rid", "ok", "group"},
 			check: func(t *testing.T, f map[string]json.RawMessage) {
@@ -688,7 +688,7 @@ func TestOkReply(t *testing.T) {
 				User    User    `json:"user"`
 				Friends []User  `json:"friends"`
 				Groups  []Group `json:"groups"`
-			}{User{ID: 1, Name: "a", Online: boolPtr(true)}, []User{}, []Group{}},
+			}{User{ID: 1, Name: "a", Online: wire.Bool(true)}, []User{}, []Group{}},
 			wantKeys: []string{"type", "rid", "ok", "user", "friends", "groups"},
 			check: func(t *testing.T, f map[string]json.RawMessage) {
 				if string(f["friends"]) != "[]" || string(f["groups"]) != "[]" {
@@ -734,12 +734,12 @@ func TestErrReply(t *testing.T) {
 		rid  string
 		perr *ProtoError
 	}{
-		{"error", "", protoErr(CodeBadFrame, "frame is not a JSON object")},
-		{"error", "12345678901234567890", protoErr(CodeUnknownType, "unknown request type %q", "fr\"ob\n")},
-		{"chat", `"r-1"`, protoErr(CodeTooLong, "text is longer than %d bytes", maxTextBytes)},
-		{"login", "1.50", protoErr(CodeBadCredentials, "wrong name or password")},
-		{"register", "-3", protoErr(CodeInvalidName, "bad name: %q", "a\x00\u2028b")},
-		{"history", "0", protoErr(CodeBadRequest, "%q must be an integer", "limit")},
+		{"error", "", protoErr(wire.CodeBadFrame, "frame is not a JSON object")},
+		{"error", "12345678901234567890", protoErr(wire.CodeUnknownType, "unknown request type %q", "fr\"ob\n")},
+		{"chat", `"r-1"`, protoErr(wire.CodeTooLong, "text is longer than %d bytes", wire.MaxTextBytes)},
+		{"login", "1.50", protoErr(wire.CodeBadCredentials, "wrong name or password")},
+		{"register", "-3", protoErr(wire.CodeInvalidName, "bad name: %q", "a\x00\u2028b")},
+		{"history", "0", protoErr(wire.CodeBadRequest, "%q must be an integer", "limit")},
 	}
 	for _, tc := range cases {
 		var rid json.RawMessage
@@ -782,7 +782,7 @@ func TestPushFrame(t *testing.T) {
 	b = pushFrame("member_joined", struct {
 		Group int64 `json:"group"`
 		User  User  `json:"user"`
-	}{3, User{ID: 4, Name: "d", Online: boolPtr(true)}})
+	}{3, User{ID: 4, Name: "d", Online: wire.Bool(true)}})
 	checkFrameLine(t, b)
 	if want := `{"type":"member_joined","group":3,"user":{"id":4,"name":"d","online":true}}` + "\n"; string(b) != want {
 		t.Errorf("member_joined push %s, want %s", b, want)
@@ -807,7 +807,7 @@ func TestOptInt(t *testing.T) {
 		in   string // "" is absent
 		n    int64
 		ok   bool
-		code Code
+		code wire.Code
 	}{
 		{in: ""},
 		{in: "null"},
@@ -817,19 +817,19 @@ func TestOptInt(t *testing.T) {
 		{in: "-0", n: 0, ok: true},
 		{in: "9223372036854775807", n: 9223372036854775807, ok: true},
 		{in: "-9223372036854775808", n: -9223372036854775808, ok: true},
-		{in: "9223372036854775808", code: CodeBadRequest},
-		{in: "-9223372036854775809", code: CodeBadRequest},
-		{in: "123456789012345678901234567890", code: CodeBadRequest},
-		{in: "1.5", code: CodeBadRequest},
-		{in: "1.0", code: CodeBadRequest},
-		{in: "1e3", code: CodeBadRequest},
-		{in: "1E3", code: CodeBadRequest},
-		{in: `"1"`, code: CodeBadRequest},
-		{in: `""`, code: CodeBadRequest},
-		{in: "true", code: CodeBadRequest},
-		{in: "false", code: CodeBadRequest},
-		{in: "[1]", code: CodeBadRequest},
-		{in: `{"n":1}`, code: CodeBadRequest},
+		{in: "9223372036854775808", code: wire.CodeBadRequest},
+		{in: "-9223372036854775809", code: wire.CodeBadRequest},
+		{in: "123456789012345678901234567890", code: wire.CodeBadRequest},
+		{in: "1.5", code: wire.CodeBadRequest},
+		{in: "1.0", code: wire.CodeBadRequest},
+		{in: "1e3", code: wire.CodeBadRequest},
+		{in: "1E3", code: wire.CodeBadRequest},
+		{in: `"1"`, code: wire.CodeBadRequest},
+		{in: `""`, code: wire.CodeBadRequest},
+		{in: "true", code: wire.CodeBadRequest},
+		{in: "false", code: wire.CodeBadRequest},
+		{in: "[1]", code: wire.CodeBadRequest},
+		{in: `{"n":1}`, code: wire.CodeBadRequest},
 	}
 	for _, tc := range cases {
 		n, ok, perr := optInt(rawField(tc.in), "limit")
@@ -843,7 +843,7 @@ func TestOptInt(t *testing.T) {
 		n, perr = id(rawField(tc.in), "to")
 		wantCode := tc.code
 		if !tc.ok && tc.code == "" {
-			wantCode = CodeBadRequest // absent
+			wantCode = wire.CodeBadRequest // absent
 		}
 		if perrCode(perr) != wantCode || (perr == nil && n != tc.n) {
 			t.Errorf("id(%s) = %d, %v; want %d, %q", tc.in, n, perr, tc.n, wantCode)
@@ -857,7 +857,7 @@ func TestOptInt(t *testing.T) {
 	if n, perr := id(r.f.To, "to"); perr != nil || n != 17 {
 		t.Errorf("to: %d, %v", n, perr)
 	}
-	if _, perr := id(r.f.Group, "group"); perrCode(perr) != CodeBadRequest {
+	if _, perr := id(r.f.Group, "group"); perrCode(perr) != wire.CodeBadRequest {
 		t.Errorf("group 1.5: %v", perr)
 	}
 }
@@ -867,20 +867,20 @@ func TestStrAndOptStr(t *testing.T) {
 		in      string
 		s       string
 		ok      bool
-		optCode Code // optStr
-		strCode Code // str
+		optCode wire.Code // optStr
+		strCode wire.Code // str
 	}{
-		{in: "", strCode: CodeBadRequest},
-		{in: "null", strCode: CodeBadRequest},
+		{in: "", strCode: wire.CodeBadRequest},
+		{in: "null", strCode: wire.CodeBadRequest},
 		{in: `"alice"`, s: "alice", ok: true},
 		{in: `"a\"b\\c\n\u00e9\ud83d\ude00"`, s: "a\"b\\c\né😀", ok: true},
 		{in: `"\ud800"`, s: "\ufffd", ok: true}, // lone surrogate: replaced, still valid UTF-8
 		{in: `" "`, s: " ", ok: true},
-		{in: `""`, optCode: CodeBadRequest, strCode: CodeBadRequest},
-		{in: "5", optCode: CodeBadRequest, strCode: CodeBadRequest},
-		{in: "true", optCode: CodeBadRequest, strCode: CodeBadRequest},
-		{in: `["a"]`, optCode: CodeBadRequest, strCode: CodeBadRequest},
-		{in: `{"a":"b"}`, optCode: CodeBadRequest, strCode: CodeBadRequest},
+		{in: `""`, optCode: wire.CodeBadRequest, strCode: wire.CodeBadRequest},
+		{in: "5", optCode: wire.CodeBadRequest, strCode: wire.CodeBadRequest},
+		{in: "true", optCode: wire.CodeBadRequest, strCode: wire.CodeBadRequest},
+		{in: `["a"]`, optCode: wire.CodeBadRequest, strCode: wire.CodeBadRequest},
+		{in: `{"a":"b"}`, optCode: wire.CodeBadRequest, strCode: wire.CodeBadRequest},
 	}
 	for _, tc := range cases {
 		s, ok, perr := optStr(rawField(tc.in), "name")
@@ -913,31 +913,31 @@ func TestIntList(t *testing.T) {
 	cases := []struct {
 		in   string
 		want []int64
-		code Code
+		code wire.Code
 	}{
-		{in: "", code: CodeBadRequest},
-		{in: "null", code: CodeBadRequest},
+		{in: "", code: wire.CodeBadRequest},
+		{in: "null", code: wire.CodeBadRequest},
 		{in: "[]", want: []int64{}},
 		{in: "[1]", want: []int64{1}},
 		{in: "[1,2,3]", want: []int64{1, 2, 3}},
 		{in: "[ 1 , 2 ,\t3 ]", want: []int64{1, 2, 3}},
 		{in: "[-1,0,9223372036854775807]", want: []int64{-1, 0, 9223372036854775807}},
 		{in: "[1,1]", want: []int64{1, 1}},
-		{in: "1", code: CodeBadRequest},
-		{in: `"[1]"`, code: CodeBadRequest},
-		{in: `{"0":1}`, code: CodeBadRequest},
-		{in: "true", code: CodeBadRequest},
-		{in: "[1.5]", code: CodeBadRequest},
-		{in: "[1,2.0]", code: CodeBadRequest},
-		{in: "[1e3]", code: CodeBadRequest},
-		{in: `["1"]`, code: CodeBadRequest},
-		{in: "[null]", code: CodeBadRequest},
-		{in: "[true]", code: CodeBadRequest},
-		{in: "[[1]]", code: CodeBadRequest},
-		{in: `[{"id":1}]`, code: CodeBadRequest},
-		{in: "[9223372036854775808]", code: CodeBadRequest},
-		{in: many(maxAckIDs), want: nil}, // checked by length below
-		{in: many(maxAckIDs + 1), code: CodeTooLong},
+		{in: "1", code: wire.CodeBadRequest},
+		{in: `"[1]"`, code: wire.CodeBadRequest},
+		{in: `{"0":1}`, code: wire.CodeBadRequest},
+		{in: "true", code: wire.CodeBadRequest},
+		{in: "[1.5]", code: wire.CodeBadRequest},
+		{in: "[1,2.0]", code: wire.CodeBadRequest},
+		{in: "[1e3]", code: wire.CodeBadRequest},
+		{in: `["1"]`, code: wire.CodeBadRequest},
+		{in: "[null]", code: wire.CodeBadRequest},
+		{in: "[true]", code: wire.CodeBadRequest},
+		{in: "[[1]]", code: wire.CodeBadRequest},
+		{in: `[{"id":1}]`, code: wire.CodeBadRequest},
+		{in: "[9223372036854775808]", code: wire.CodeBadRequest},
+		{in: many(wire.MaxAckIDs), want: nil}, // checked by length below
+		{in: many(wire.MaxAckIDs + 1), code: wire.CodeTooLong},
 	}
 	for _, tc := range cases {
 		got, perr := intList(rawField(tc.in), "ids")
@@ -959,7 +959,7 @@ func TestIntList(t *testing.T) {
 			t.Errorf("intList(%s) = nil, want a non-nil slice", short)
 		}
 		if tc.want == nil {
-			if len(got) != maxAckIDs || got[0] != 1 || got[maxAckIDs-1] != maxAckIDs {
+			if len(got) != wire.MaxAckIDs || got[0] != 1 || got[wire.MaxAckIDs-1] != wire.MaxAckIDs {
 				t.Errorf("intList(%s): %d ids", short, len(got))
 			}
 			continue
@@ -974,7 +974,7 @@ func TestClamp(t *testing.T) {
 	cases := []struct {
 		in   string
 		want int
-		code Code
+		code wire.Code
 	}{
 		{in: "", want: 50},
 		{in: "null", want: 50},
@@ -987,23 +987,23 @@ func TestClamp(t *testing.T) {
 		{in: "200", want: 200},
 		{in: "201", want: 200},
 		{in: "9223372036854775807", want: 200},
-		{in: "1.5", code: CodeBadRequest},
-		{in: "1e2", code: CodeBadRequest},
-		{in: `"10"`, code: CodeBadRequest},
-		{in: "9223372036854775808", code: CodeBadRequest},
-		{in: "[10]", code: CodeBadRequest},
+		{in: "1.5", code: wire.CodeBadRequest},
+		{in: "1e2", code: wire.CodeBadRequest},
+		{in: `"10"`, code: wire.CodeBadRequest},
+		{in: "9223372036854775808", code: wire.CodeBadRequest},
+		{in: "[10]", code: wire.CodeBadRequest},
 	}
 	for _, tc := range cases {
-		got, perr := clamp(rawField(tc.in), "limit", defaultHistory, maxHistory)
+		got, perr := clamp(rawField(tc.in), "limit", wire.DefaultHistory, wire.MaxHistory)
 		if perrCode(perr) != tc.code || (perr == nil && got != tc.want) {
 			t.Errorf("clamp(%s) = %d, %v; want %d, %q", tc.in, got, perr, tc.want, tc.code)
 		}
 	}
 	// The online limits.
-	if got, _ := clamp(nil, "limit", defaultOnline, maxOnline); got != 100 {
+	if got, _ := clamp(nil, "limit", wire.DefaultOnline, wire.MaxOnline); got != 100 {
 		t.Errorf("online default %d", got)
 	}
-	if got, _ := clamp(rawField("5000"), "limit", defaultOnline, maxOnline); got != 1000 {
+	if got, _ := clamp(rawField("5000"), "limit", wire.DefaultOnline, wire.MaxOnline); got != 1000 {
 		t.Errorf("online max %d", got)
 	}
 }

@@ -92,7 +92,7 @@ func TestClusterInProcess(t *testing.T) {
 		a.push("member_joined", 5*time.Second)
 		b.push("member_joined", 5*time.Second)
 		m := b.must("group_chat", map[string]any{"group": g, "text": "to all nodes"}).obj("message")
-		for _, x := range []*client{a, c} {
+		for _, x := range []*testClient{a, c} {
 			if got := x.messages(1, 5*time.Second)[0]; got.num("id") != m.num("id") {
 				t.Fatalf("group push: %v", got)
 			}

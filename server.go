@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"chat/internal/wire"
 	"context"
 	"errors"
 	"fmt"
@@ -286,7 +287,7 @@ func (s *Server) storeAcks(items []*ackItem) {
 func (s *Server) pushPresence(sess *session, online bool) {
 	p := &Push{Frame: pushFrame("presence", struct {
 		User User `json:"user"`
-	}{User{ID: sess.user.ID, Name: sess.user.Name, Online: boolPtr(online)}})}
+	}{User{ID: sess.user.ID, Name: sess.user.Name, Online: wire.Bool(online)}})}
 	for _, f := range sess.friendIDs() {
 		s.router.ToUser(f, p)
 	}
@@ -391,7 +392,7 @@ func (s *Server) announceOffline(gone []string) {
 		}
 		p := &Push{Frame: pushFrame("presence", struct {
 			User User `json:"user"`
-		}{User{ID: uid, Name: name, Online: boolPtr(false)}})}
+		}{User{ID: uid, Name: name, Online: wire.Bool(false)}})}
 		for _, f := range friends {
 			s.router.ToUser(f.ID, p)
 		}

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,34 +202,36 @@ func (f frame) list(k string) []frame {
 	return out
 }
 
-// client is a test client: frames arrive on a goroutine; replies are
-// matched to requests by rid, and pushes are kept until asked for.
-type client struct {
-	t      testing.TB
+// wireConn is the tests' protocol connection. Frames are decoded on a
+// goroutine (numbers kept exact) and queued in order; requests get fresh
+// numeric rids. It returns errors instead of failing a test, so that
+// traffic goroutines can use it; testClient wraps it for a test's own goroutine.
+type wireConn struct {
 	nc     net.Conn
-	frames chan frame
-	raw    chan string
-	mu     sync.Mutex
+	frames chan frame  // closed when the connection ends
+	raw    chan string // the lines as sent, while there is room
+	done   chan struct{}
+	once   sync.Once
 	rid    int
-	pushes []frame
-	user   int64
+	bad    atomic.Pointer[string] // a line that was not JSON; the reading stopped there
 }
 
-func dial(t testing.TB, addr string) *client {
-	t.Helper()
+var errConnClosed = errors.New("connection closed")
+
+// dialWire connects to addr; up to queue frames wait for the reader.
+func dialWire(addr string, queue int) (*wireConn, error) {
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		return nil, err
 	}
-	c := &client{t: t, nc: nc, frames: make(chan frame, 100000), raw: make(chan string, 100000)}
-	go c.readLoop()
-	t.Cleanup(func() { nc.Close() })
-	return c
+	c := &wireConn{nc: nc, frames: make(chan frame, queue), raw: make(chan string, queue), done: make(chan struct{})}
+	go c.read()
+	return c, nil
 }
 
-func (c *client) readLoop() {
+func (c *wireConn) read() {
 	defer close(c.frames)
-	br := bufio.NewReader(c.nc)
+	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -238,44 +242,131 @@ func (c *client) readLoop() {
 		d.UseNumber()
 		var f frame
 		if err := d.Decode(&f); err != nil {
-			c.t.Errorf("server sent a frame that is not JSON: %q", line)
+			c.bad.Store(&line)
 			return
 		}
 		select {
 		case c.raw <- line:
 		default:
 		}
-		c.frames <- f
+		select {
+		case c.frames <- f:
+		case <-c.done:
+			return
+		}
 	}
 }
 
-// sendRaw writes bytes as they are.
-func (c *client) sendRaw(s string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.nc, s); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
+func (c *wireConn) close() {
+	c.once.Do(func() {
+		close(c.done)
+		c.nc.Close()
+	})
 }
 
-// send writes one request with a fresh numeric rid and returns the rid.
-func (c *client) send(typ string, fields map[string]any) int {
-	c.t.Helper()
+// write writes bytes as they are.
+func (c *wireConn) write(b []byte) error {
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// send writes one request with a fresh rid and returns the rid.
+func (c *wireConn) send(typ string, fields map[string]any) (int, error) {
 	c.rid++
 	m := map[string]any{"type": typ, "rid": c.rid}
 	for k, v := range fields {
 		m[k] = v
 	}
 	b, _ := json.Marshal(m)
-	c.sendRaw(string(b) + "\n")
-	return c.rid
+	return c.rid, c.write(append(b, '\n'))
+}
+
+// call sends a request and waits for its reply; pushes on the way go to
+// onPush. An error frame (no rid) counts as the reply.
+func (c *wireConn) call(typ string, fields map[string]any, within time.Duration, onPush func(frame)) (frame, error) {
+	rid, err := c.send(typ, fields)
+	if err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				return nil, errConnClosed
+			}
+			if _, isReply := f["rid"]; !isReply {
+				if f.str("type") == "error" {
+					return f, nil
+				}
+				if onPush != nil {
+					onPush(f)
+				}
+				continue
+			}
+			if f.num("rid") == int64(rid) {
+				return f, nil
+			}
+		case <-timer.C:
+			return nil, fmt.Errorf("no %s reply within %v", typ, within)
+		}
+	}
+}
+
+// testClient is a test's own connection: failures fail the test; replies are
+// matched to requests by rid, and pushes are kept until asked for.
+type testClient struct {
+	*wireConn
+	t      testing.TB
+	pushes []frame
+	user   int64
+}
+
+func dial(t testing.TB, addr string) *testClient {
+	t.Helper()
+	wc, err := dialWire(addr, 100000)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	c := &testClient{wireConn: wc, t: t}
+	t.Cleanup(func() {
+		c.close()
+		if line := c.bad.Load(); line != nil {
+			t.Errorf("server sent a frame that is not JSON: %q", *line)
+		}
+	})
+	return c
+}
+
+// sendRaw writes bytes as they are.
+func (c *testClient) sendRaw(s string) {
+	c.t.Helper()
+	if err := c.write([]byte(s)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// send writes one request with a fresh numeric rid and returns the rid.
+func (c *testClient) send(typ string, fields map[string]any) int {
+	c.t.Helper()
+	rid, err := c.wireConn.send(typ, fields)
+	if err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+	return rid
 }
 
 // next returns the next frame, failing the test after timeout.
-func (c *client) next(timeout time.Duration) frame {
+func (c *testClient) next(timeout time.Duration) frame {
 	c.t.Helper()
 	select {
 	case f, ok := <-c.frames:
 		if !ok {
+			if line := c.bad.Load(); line != nil {
+				c.t.Fatalf("server sent a frame that is not JSON: %q", *line)
+			}
 			c.t.Fatalf("connection closed while waiting for a frame")
 		}
 		return f
@@ -286,7 +377,7 @@ func (c *client) next(timeout time.Duration) frame {
 }
 
 // reply waits for the reply to rid, keeping pushes that come first.
-func (c *client) reply(rid int) frame {
+func (c *testClient) reply(rid int) frame {
 	c.t.Helper()
 	for {
 		f := c.next(10 * time.Second)
@@ -302,13 +393,13 @@ func (c *client) reply(rid int) frame {
 }
 
 // req sends a request and returns its reply.
-func (c *client) req(typ string, fields map[string]any) frame {
+func (c *testClient) req(typ string, fields map[string]any) frame {
 	c.t.Helper()
 	return c.reply(c.send(typ, fields))
 }
 
 // must sends a request and fails the test unless the reply is ok.
-func (c *client) must(typ string, fields map[string]any) frame {
+func (c *testClient) must(typ string, fields map[string]any) frame {
 	c.t.Helper()
 	f := c.req(typ, fields)
 	if !f.ok() {
@@ -318,7 +409,7 @@ func (c *client) must(typ string, fields map[string]any) frame {
 }
 
 // fails sends a request and checks that it fails with code.
-func (c *client) fails(code, typ string, fields map[string]any) frame {
+func (c *testClient) fails(code, typ string, fields map[string]any) frame {
 	c.t.Helper()
 	f := c.req(typ, fields)
 	if f.ok() || f.code() != code {
@@ -328,7 +419,7 @@ func (c *client) fails(code, typ string, fields map[string]any) frame {
 }
 
 // push returns the first push of type typ, waiting up to timeout.
-func (c *client) push(typ string, timeout time.Duration) frame {
+func (c *testClient) push(typ string, timeout time.Duration) frame {
 	c.t.Helper()
 	if f := c.takePush(typ); f != nil {
 		return f
@@ -349,7 +440,7 @@ func (c *client) push(typ string, timeout time.Duration) frame {
 	}
 }
 
-func (c *client) takePush(typ string) frame {
+func (c *testClient) takePush(typ string) frame {
 	for i, f := range c.pushes {
 		if f.str("type") == typ {
 			c.pushes = append(c.pushes[:i], c.pushes[i+1:]...)
@@ -360,7 +451,7 @@ func (c *client) takePush(typ string) frame {
 }
 
 // quiet checks that no push of type typ arrives within d.
-func (c *client) quiet(typ string, d time.Duration) {
+func (c *testClient) quiet(typ string, d time.Duration) {
 	c.t.Helper()
 	if f := c.takePush(typ); f != nil {
 		c.t.Fatalf("unexpected %s push: %v", typ, f)
@@ -384,7 +475,7 @@ func (c *client) quiet(typ string, d time.Duration) {
 
 // closed waits until the server closes the connection, returning the frames
 // that came before.
-func (c *client) closed(timeout time.Duration) []frame {
+func (c *testClient) closed(timeout time.Duration) []frame {
 	c.t.Helper()
 	var got []frame
 	deadline := time.After(timeout)
@@ -402,7 +493,7 @@ func (c *client) closed(timeout time.Duration) []frame {
 }
 
 // messages collects n message pushes (and those already kept).
-func (c *client) messages(n int, timeout time.Duration) []frame {
+func (c *testClient) messages(n int, timeout time.Duration) []frame {
 	c.t.Helper()
 	var got []frame
 	for {
@@ -444,7 +535,7 @@ func uniqueName(prefix string) string {
 const testPassword = "password1"
 
 // newUser registers and logs in a fresh user on a new connection.
-func newUser(t testing.TB, addr, prefix string) *client {
+func newUser(t testing.TB, addr, prefix string) *testClient {
 	t.Helper()
 	c := dial(t, addr)
 	name := uniqueName(prefix)
@@ -455,7 +546,7 @@ func newUser(t testing.TB, addr, prefix string) *client {
 }
 
 // login logs a known user in on a new connection and returns the reply.
-func loginAs(t testing.TB, addr string, id int64) (*client, frame) {
+func loginAs(t testing.TB, addr string, id int64) (*testClient, frame) {
 	t.Helper()
 	c := dial(t, addr)
 	f := c.must("login", map[string]any{"id": id, "password": testPassword})
@@ -492,13 +583,17 @@ func waitHealth(t testing.TB, admin string, want int, within time.Duration) time
 	return 0
 }
 
-// freePort returns a port that is free now, below the kernel's
-// ephemeral range, so that no client connection takes it while the service
-// on it is stopped.
+// freePort returns a port that is free now, from CHAT_PORTS (LO-HI) when
+// set, else below the kernel's ephemeral range, so that no client
+// connection takes it while the service on it is stopped.
 func freePort(t testing.TB) int {
 	t.Helper()
 	lo, hi := 20000, 32767
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+	if r := os.Getenv("CHAT_PORTS"); r != "" {
+		if _, err := fmt.Sscanf(r, "%d-%d", &lo, &hi); err != nil || lo < 1024 || lo > hi || hi > 65535 {
+			t.Fatalf("CHAT_PORTS=%s: want LO-HI, 1024 <= LO <= HI <= 65535", r)
+		}
+	} else if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		var elo, ehi int
 		if _, err := fmt.Sscan(string(b), &elo, &ehi); err == nil {
 			switch {

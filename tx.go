@@ -255,3 +255,20 @@ func joinStmts(stmts []stmt) (string, []any) {
 	}
 	return q.String(), args
 }
+
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?,", n-1) + "?"
+}
+
+// eachChunk calls fn with args in slices of at most size.
+func eachChunk(args []any, size int, fn func([]any) error) error {
+	for start := 0; start < len(args); start += size {
+		if err := fn(args[start:min(start+size, len(args))]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -16,6 +16,9 @@
 #       is up and healthy
 #   scripts/cluster.sh stop-node I [-d DIR] [--kill]
 #       SIGTERM node I and wait for it to exit (--kill: SIGKILL, as in a crash)
+#   scripts/cluster.sh install
+#       make sure nginx and its stream module are here: when missing, say so
+#       and install nginx libnginx-mod-stream with apt-get (as root)
 #   scripts/cluster.sh start-node I [-d DIR]
 #       start node I again: same name, same ports, same flags; waits for /healthz
 #
@@ -48,7 +51,7 @@ NGINX_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 APT_LINE="apt-get update && apt-get install -y --no-install-recommends nginx libnginx-mod-stream"
 
 usage() {
-	sed -n '2,22p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,25p' "$SELF" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -564,6 +567,10 @@ down) cmd_down ;;
 status) cmd_status ;;
 stop-node) cmd_stop_node ;;
 start-node) cmd_start_node ;;
+install)
+	ensure_nginx
+	log "nginx with the stream module: $NGINX"
+	;;
 -h | --help | help) usage ;;
 *) usage ;;
 esac

@@ -17,6 +17,13 @@
 #   CHAT_TEST_REQUIRE=1 is exported: tests fail instead of skipping when a
 #                    service is missing.
 #   CHAT_FUZZTIME    -fuzztime per fuzz test (default 5s).
+#   CHAT_PORTS       LO-HI: the ports of the services and clusters the run
+#                    starts are taken from this range (scripts/ports.sh);
+#                    servers the tests start in-process listen on port 0.
+#
+# Installs (as root, only what is missing, saying so first): mariadb-server
+# and redis-server unless CHAT_TEST_MYSQL / CHAT_TEST_REDIS are set, and
+# nginx with libnginx-mod-stream for the cluster tests.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -108,76 +115,23 @@ phase() { # phase NAME: start a new phase
 }
 done_phase() { PASSED+=("$PHASE"); }
 
-# free_port [EXCLUDED...]: print a free TCP port on 127.0.0.1. Prefers ports
-# below the kernel's ephemeral range, so that a port released during a
-# simulated outage is not grabbed by some client connection's local port.
-free_port() {
-	local lo=20000 hi=32767 elo ehi p i
-	if read -r elo ehi 2>/dev/null </proc/sys/net/ipv4/ip_local_port_range; then
-		if [ "$elo" -gt 11024 ]; then
-			lo=10000 hi=$((elo - 1))
-		elif [ "$ehi" -lt 64511 ]; then
-			lo=$((ehi + 1)) hi=65535
-		else
-			lo=1024 hi=65535
-		fi
-	fi
-	if command -v python3 >/dev/null 2>&1; then
-		p=$(python3 - "$lo" "$hi" "$@" 2>/dev/null <<'EOF' || true
-import random, socket, sys
-lo, hi = int(sys.argv[1]), int(sys.argv[2])
-excluded = {int(x) for x in sys.argv[3:]}
-def ok(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(500):
-    port = random.randint(lo, hi)
-    if port not in excluded and ok(port):
-        print(port)
-        sys.exit(0)
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-EOF
-		)
-		case $p in '' | *[!0-9]*) ;; *)
-			echo "$p"
-			return 0
-			;;
-		esac
-	fi
-	# fallback: probe random ports with bash's /dev/tcp (refused = free)
-	for ((i = 0; i < 500; i++)); do
-		p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
-		case " $* " in *" $p "*) continue ;; esac
-		if command -v timeout >/dev/null 2>&1; then
-			timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$p" 2>/dev/null && continue
-		else
-			(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-		fi
-		echo "$p"
-		return 0
-	done
-	echo "test.sh: no free port found" >&2
-	return 1
+die() {
+	echo "test.sh: $*" >&2
+	exit 1
 }
+
+# shellcheck source=scripts/ports.sh
+. "$ROOT/scripts/ports.sh"
 
 # start_service CTL DIR: start a private instance on a free port,
 # retrying with another port when the chosen one was taken meanwhile.
-# Sets SERVICE_PORT; ports in USED_PORTS are avoided.
+# Sets SERVICE_PORT; free_port never hands out a port twice.
 SERVICE_PORT=
-USED_PORTS=()
 start_service() {
 	local ctl=$1 dir=$2 attempt port out
 	for attempt in 1 2 3; do
-		port=$(free_port "${USED_PORTS[@]}")
-		USED_PORTS+=("$port")
+		free_port
+		port=$FREE_PORT
 		if out=$("$ctl" start "$dir" "$port" 2>&1); then
 			[ -z "$out" ] || echo "$out"
 			SERVICE_PORT=$port
@@ -198,6 +152,16 @@ command -v go >/dev/null 2>&1 || {
 	exit 1
 }
 say "$(go version)"
+
+# What this run may install, said before anything is: the scripts below
+# install a Debian package only when it is missing, and only as root.
+wanted=()
+[ -n "${CHAT_TEST_MYSQL:-}" ] || wanted+=("mariadb-server (a private MariaDB; CHAT_TEST_MYSQL names yours instead)")
+[ -n "${CHAT_TEST_REDIS:-}" ] || wanted+=("redis-server (a private Redis; CHAT_TEST_REDIS names yours instead)")
+wanted+=("nginx libnginx-mod-stream (the cluster tests' front)")
+say "needs, and installs with apt-get when missing and run as root:"
+for w in "${wanted[@]}"; do say "  $w"; done
+[ -z "${CHAT_PORTS:-}" ] || say "ports of the services and clusters it starts: $CHAT_PORTS (CHAT_PORTS)"
 
 if [ -z "${CHAT_TEST_MYSQL:-}" ] || [ -z "${CHAT_TEST_REDIS:-}" ]; then
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/chat-test.XXXXXX")
@@ -226,6 +190,8 @@ else
 	export CHAT_TEST_REDIS="127.0.0.1:$SERVICE_PORT"
 	say "CHAT_TEST_REDIS=$CHAT_TEST_REDIS"
 fi
+say "nginx for the cluster tests: scripts/cluster.sh install"
+run "$ROOT/scripts/cluster.sh" install
 export CHAT_TEST_REQUIRE=1
 done_phase
 
@@ -274,22 +240,21 @@ if [ $# -gt 0 ]; then
 	say "extra arguments given: skipping the fuzz phase"
 else
 	phase fuzz
-	fuzzers=()
+	found=0
 	shopt -s nullglob
-	test_files=(./*_test.go)
-	shopt -u nullglob
-	if [ ${#test_files[@]} -gt 0 ]; then
+	for dir in . internal/*/; do
+		dir=${dir%/}
+		test_files=("$dir"/*_test.go)
+		[ ${#test_files[@]} -gt 0 ] || continue
 		while IFS= read -r name; do
-			[ -n "$name" ] && fuzzers+=("$name")
+			[ -n "$name" ] || continue
+			found=1
+			say "go test -run '^\$' -fuzz '^$name\$' -fuzztime ${CHAT_FUZZTIME:-5s} ./$dir"
+			run go test -run '^$' -fuzz "^$name\$" -fuzztime "${CHAT_FUZZTIME:-5s}" "./$dir" </dev/null
 		done < <(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' "${test_files[@]}" | sort -u)
-	fi
-	if [ ${#fuzzers[@]} -eq 0 ]; then
-		say "no fuzz tests found"
-	fi
-	for f in "${fuzzers[@]}"; do
-		say "go test -run '^\$' -fuzz '^$f\$' -fuzztime ${CHAT_FUZZTIME:-5s} ."
-		run go test -run '^$' -fuzz "^$f\$" -fuzztime "${CHAT_FUZZTIME:-5s}" .
 	done
+	shopt -u nullglob
+	[ "$found" = 1 ] || say "no fuzz tests found"
 	done_phase
 fi
 

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// Accounts and friendships in the store.
+
+// Account is a user with its password hash, for login.
+type Account struct {
+	User
+	Hash []byte
+}
+
+// CreateUser stores a new user; ErrNameTaken when the name exists.
+func (s *Store) CreateUser(ctx context.Context, name string, hash []byte) (User, error) {
+	defer s.observe("create_user", time.Now())
+	release, err := s.enterWrite(ctx)
+	if err != nil {
+		return User{}, s.wrap("create user", err)
+	}
+	res, err := s.db.ExecContext(ctx,
+		`INSERT INTO users (name, password_hash, created_ms) VALUES (?, ?, ?)`, name, hash, nowMS())
+	release()
+	if err != nil {
+		if s.d.duplicate(err) {
+			return User{}, ErrNameTaken
+		}
+		return User{}, s.wrap("create user", err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return User{}, s.wrap("create user", err)
+	}
+	return User{ID: id, Name: name}, nil
+}
+
+// Account looks a user up by name (when name is not empty) or id.
+func (s *Store) Account(ctx context.Context, name string, id int64) (Account, error) {
+	defer s.observe("account", time.Now())
+	var row *sql.Row
+	if name != "" {
+		row = s.db.QueryRowContext(ctx, `SELECT id, name, password_hash FROM users WHERE name = ?`, name)
+	} else {
+		row = s.db.QueryRowContext(ctx, `SELECT id, name, password_hash FROM users WHERE id = ?`, id)
+	}
+	var a Account
+	err := row.Scan(&a.ID, &a.Name, &a.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Account{}, ErrNoSuchUser
+	}
+	return a, s.wrap("account", err)
+}
+
+// AddFriend makes a and b friends both ways. created is false when they
+// already were.
+func (s *Store) AddFriend(ctx context.Context, a, b int64) (created bool, err error) {
+	err = s.inTx(ctx, "add_friend", func(tx sqlTx) error {
+		now := nowMS()
+		res, err := tx.ExecContext(ctx, s.d.insertIgnore+
+			` INTO friends (user_id, friend_id, created_ms) VALUES (?, ?, ?), (?, ?, ?)`, a, b, now, b, a, now)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		created = n > 0
+		return err
+	})
+	return created, err
+}
+
+// Friends lists u's friends by id.
+func (s *Store) Friends(ctx context.Context, u int64) ([]User, error) {
+	defer s.observe("friends", time.Now())
+	rows, err := s.db.QueryContext(ctx, `SELECT u.id, u.name FROM friends f JOIN users u ON u.id = f.friend_id
+		WHERE f.user_id = ? ORDER BY u.id`, u)
+	if err != nil {
+		return nil, s.wrap("friends", err)
+	}
+	defer rows.Close()
+	out := []User{}
+	for rows.Next() {
+		var f User
+		if err := rows.Scan(&f.ID, &f.Name); err != nil {
+			return nil, s.wrap("friends", err)
+		}
+		out = append(out, f)
+	}
+	return out, s.wrap("friends", rows.Err())
+}

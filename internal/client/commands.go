@@ -1,0 +1,504 @@
+package client
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"chat/internal/wire"
+)
+
+// The command table: one entry per slash command, with everything about
+// it: its names, its arguments (which drive the parser, parse.go), /help's
+// lines, the seed project's form, whether it needs a login, and the
+// function that runs it. The functions run on the core goroutine; each
+// turns the command into requests and their replies into output lines.
+
+// command is one entry of the command table.
+type command struct {
+	name    string    // "msg": /msg, and the word of its error lines ("error msg: ...")
+	aliases []string  // other slash names: /exit for /quit
+	args    []argKind // its arguments, in order
+	usage   []usage   // /help's lines; the first is also the hint for a malformed line
+	seed    string    // the seed project's form ("chat:ID:TEXT"), or ""
+	// login: the command's requests need a logged-in session. When the
+	// client knows that it is logged out, they are answered not_logged_in
+	// without asking the server (core.request).
+	login bool
+	run   func(c *core, op *userOp, a args)
+}
+
+// usage is one line of /help: a form of the command and what it does.
+type usage struct{ form, text string }
+
+var (
+	// commands is the table, in /help's order. It is set by init: its
+	// functions refer to it (through /help), which a variable's
+	// initializer may not.
+	commands []*command
+	// say is what a plain line runs: text to the open conversation. It is
+	// not a slash command, so it is not in the table.
+	say     *command
+	bySlash map[string]*command // by name and alias
+	bySeed  map[string]*command // by the seed form's first word
+)
+
+func init() {
+	commands = []*command{
+		{name: "register", args: []argKind{argName, argPassword}, run: (*core).cmdRegister,
+			usage: []usage{{"/register NAME [PASSWORD]", "create an account (the password is asked for when left out)"}}},
+		{name: "login", args: []argKind{argUser, argPassword}, run: (*core).cmdLogin,
+			usage: []usage{{"/login NAME|ID [PASSWORD]", "log in; your friends, groups and missed messages follow"}}},
+		{name: "logout", seed: "loginout", login: true, run: (*core).cmdLogout,
+			usage: []usage{{"/logout", "log out (the connection stays open)"}}},
+		{name: "quit", aliases: []string{"exit"}, run: (*core).cmdQuit,
+			usage: []usage{{"/quit", "leave the client"}}},
+		{name: "msg", args: []argKind{argUser, argText}, seed: "chat:ID:TEXT", login: true, run: (*core).cmdMsg,
+			usage: []usage{{"/msg USER TEXT", "send TEXT to USER (a name or an id)"}}},
+		{name: "open", args: []argKind{argChat}, run: (*core).cmdOpen,
+			usage: []usage{
+				{"/open USER", "plain lines go to USER until /close"},
+				{"/open #GROUP", "plain lines go to the group (an id, or the name of one of your groups)"},
+			}},
+		{name: "close", run: (*core).cmdClose,
+			usage: []usage{{"/close", "stop sending plain lines to the open conversation"}}},
+		{name: "friends", login: true, run: (*core).cmdFriends,
+			usage: []usage{{"/friends", "your friends, with who is online"}}},
+		{name: "add", args: []argKind{argUser}, seed: "addfriend:ID", login: true, run: (*core).cmdAdd,
+			usage: []usage{{"/add USER", "add USER as a friend"}}},
+		{name: "who", aliases: []string{"online"}, login: true, run: (*core).cmdWho,
+			usage: []usage{{"/who", "users online"}}},
+		{name: "groups", login: true, run: (*core).cmdGroups,
+			usage: []usage{{"/groups", "your groups and their members"}}},
+		{name: "create", args: []argKind{argName, argDesc}, seed: "creategroup:NAME:DESC", login: true, run: (*core).cmdCreate,
+			usage: []usage{{"/create NAME [DESC]", "create a group"}}},
+		{name: "join", args: []argKind{argGroupID}, seed: "addgroup:ID", login: true, run: (*core).cmdJoin,
+			usage: []usage{{"/join ID", "join group ID"}}},
+		{name: "leave", args: []argKind{argGroup}, login: true, run: (*core).cmdLeave,
+			usage: []usage{{"/leave ID", "leave group ID"}}},
+		{name: "g", args: []argKind{argGroup, argText}, seed: "groupchat:ID:TEXT", login: true, run: (*core).cmdGroupMsg,
+			usage: []usage{{"/g ID TEXT", "send TEXT to group ID"}}},
+		{name: "history", args: []argKind{argChat, argCount}, login: true, run: (*core).cmdHistory,
+			usage: []usage{{"/history USER|#ID [N]", fmt.Sprintf("the last N messages (default %d, at most %d) with USER or in group ID", historyDefault, wire.MaxHistory)}}},
+		{name: "help", aliases: []string{"h", "?"}, args: []argKind{argIgnored}, seed: "help", run: (*core).cmdHelp,
+			usage: []usage{{"/help", "this list"}}},
+	}
+	say = &command{name: "msg", args: []argKind{argText}, login: true, run: (*core).cmdSay}
+	bySlash, bySeed = map[string]*command{}, map[string]*command{}
+	for _, cmd := range commands {
+		for _, name := range append([]string{cmd.name}, cmd.aliases...) {
+			if bySlash[name] != nil {
+				panic("client: two commands named /" + name)
+			}
+			bySlash[name] = cmd
+		}
+		if cmd.seed != "" {
+			word, _, _ := strings.Cut(cmd.seed, ":")
+			bySeed[word] = cmd
+		}
+	}
+}
+
+// needsPassword reports whether the command takes a password, which a
+// terminal asks for when it is left out.
+func (cmd *command) needsPassword() bool {
+	for _, k := range cmd.args {
+		if k == argPassword {
+			return true
+		}
+	}
+	return false
+}
+
+// historyDefault is how many messages /history shows without N.
+const historyDefault = 20
+
+// helpLines is /help's output, made from the table.
+func helpLines() []string {
+	lines := []string{"commands:"}
+	for _, cmd := range commands {
+		for _, u := range cmd.usage {
+			lines = append(lines, fmt.Sprintf("  %-26s %s", u.form, u.text))
+		}
+	}
+	lines = append(lines, "the seed project's commands work too:")
+	for _, cmd := range commands {
+		if cmd.seed == "" {
+			continue
+		}
+		_, params, _ := strings.Cut(cmd.seed, ":")
+		same := "= /" + cmd.name
+		if params != "" {
+			same += " " + strings.ReplaceAll(params, ":", " ")
+		}
+		lines = append(lines, fmt.Sprintf("  %-26s %s", cmd.seed, same))
+	}
+	lines = append(lines, "USER is a name or an id (@NAME for a name made of digits); a line not starting with / goes to the open conversation")
+	return lines
+}
+
+// --- the commands ---
+
+// /help
+func (c *core) cmdHelp(op *userOp, _ args) {
+	c.local(func() {
+		for _, l := range helpLines() {
+			c.out.print(outInfo, l)
+		}
+		c.finish(op, true)
+	})
+}
+
+// /quit
+func (c *core) cmdQuit(op *userOp, _ args) {
+	c.quitting = true
+	c.finish(op, true)
+}
+
+// /register NAME [PASSWORD] -> register
+func (c *core) cmdRegister(op *userOp, a args) {
+	if a.Password == "" {
+		c.failLocal(op, "give the password: /register NAME PASSWORD")
+		return
+	}
+	c.request(op, "register", map[string]any{"name": a.Name, "password": a.Password}, false, func(f *frame) {
+		if !f.OK || f.User == nil {
+			c.failReply(op, f)
+			return
+		}
+		c.names.addUser(f.User.ID, f.User.Name)
+		c.print(outOK, "ok register %s (id %d)", clean(f.User.Name), f.User.ID)
+		c.finish(op, true)
+	})
+}
+
+// /login NAME|ID [PASSWORD] -> login; the name and password are kept for
+// logging in again after a reconnect.
+func (c *core) cmdLogin(op *userOp, a args) {
+	if a.Password == "" {
+		c.failLocal(op, "give the password: /login NAME PASSWORD")
+		return
+	}
+	var r *request
+	r = &request{typ: "login", fields: loginFields(a.Target, a.Password), op: op, retry: true}
+	r.onReply = func(f *frame) {
+		if !f.OK || f.User == nil {
+			// A failed login leaves the connection logged out.
+			c.creds, c.me, c.names.me = nil, nil, 0
+			c.failReply(op, f)
+			return
+		}
+		c.creds = &creds{target: a.Target, password: a.Password}
+		c.kicked = false
+		c.loggedIn(f, r.sentAt)
+		for _, l := range fmtLogin(f.User, f.Friends, f.Groups) {
+			c.out.print(outOK, l)
+		}
+		if c.open != nil {
+			c.out.setPrompt(c.promptLabel())
+		}
+		c.finish(op, true)
+		c.flushAcks()
+	}
+	c.submit(r)
+}
+
+// /logout, loginout -> logout
+func (c *core) cmdLogout(op *userOp, _ args) {
+	c.request(op, "logout", nil, true, func(f *frame) {
+		if !f.OK {
+			c.failReply(op, f)
+			return
+		}
+		c.creds, c.me, c.names.me, c.open = nil, nil, 0, nil
+		c.out.setPrompt("")
+		c.print(outOK, "ok logout")
+		c.finish(op, true)
+	})
+}
+
+// /msg USER TEXT, chat:ID:TEXT -> [whois], chat
+func (c *core) cmdMsg(op *userOp, a args) {
+	c.withUser(op, a.Target, func(id int64) { c.sendChat(op, id, 0, a.Text) })
+}
+
+// TEXT (a plain line) -> chat or group_chat to the open conversation
+func (c *core) cmdSay(op *userOp, a args) {
+	switch {
+	case c.open == nil:
+		c.failLocal(op, "no conversation is open: /open USER, /open #GROUP, or /msg USER TEXT")
+	case c.open.Group:
+		c.sendChat(op, 0, c.open.ID, a.Text)
+	default:
+		c.sendChat(op, c.open.ID, 0, a.Text)
+	}
+}
+
+// /open USER, /open #GROUP -> [whois]
+func (c *core) cmdOpen(op *userOp, a args) {
+	then := func(id int64) {
+		r := ref{ID: id, Group: a.Target.Group}
+		c.open = &r
+		label := c.names.user(id)
+		if r.Group {
+			label = c.names.group(id)
+		}
+		c.out.setPrompt(label)
+		c.local(func() {
+			c.print(outOK, "ok open %s", label)
+			c.finish(op, true)
+		})
+	}
+	if a.Target.Group {
+		c.withGroup(op, a.Target, then)
+	} else {
+		c.withUser(op, a.Target, then)
+	}
+}
+
+// /close
+func (c *core) cmdClose(op *userOp, _ args) {
+	c.open = nil
+	c.out.setPrompt("")
+	c.local(func() {
+		c.print(outOK, "ok close")
+		c.finish(op, true)
+	})
+}
+
+// /friends -> friends
+func (c *core) cmdFriends(op *userOp, _ args) {
+	c.request(op, "friends", nil, true, func(f *frame) {
+		if !f.OK {
+			c.failReply(op, f)
+			return
+		}
+		for _, u := range f.Friends {
+			c.names.addUser(u.ID, u.Name)
+		}
+		c.out.print(outOK, fmtFriends(f.Friends))
+		c.finish(op, true)
+	})
+}
+
+// /add USER, addfriend:ID -> add_friend
+func (c *core) cmdAdd(op *userOp, a args) {
+	fields := map[string]any{"friend": a.Target.ID}
+	if a.Target.ID == 0 {
+		fields = map[string]any{"name": a.Target.Name}
+	}
+	c.request(op, "add_friend", fields, true, func(f *frame) {
+		if !f.OK || f.Friend == nil {
+			c.failReply(op, f)
+			return
+		}
+		c.names.addUser(f.Friend.ID, f.Friend.Name)
+		c.print(outOK, "ok friend %s (id %d)%s", clean(f.Friend.Name), f.Friend.ID, onlineMark(f.Friend.Online))
+		c.finish(op, true)
+	})
+}
+
+// /who -> online
+func (c *core) cmdWho(op *userOp, _ args) {
+	c.request(op, "online", map[string]any{"limit": wire.MaxOnline}, true, func(f *frame) {
+		if !f.OK {
+			c.failReply(op, f)
+			return
+		}
+		for _, u := range f.Users {
+			c.names.addUser(u.ID, u.Name)
+		}
+		c.out.print(outOK, fmtWho(f.Users, f.Total))
+		c.finish(op, true)
+	})
+}
+
+// /groups -> groups
+func (c *core) cmdGroups(op *userOp, _ args) {
+	c.request(op, "groups", nil, true, func(f *frame) {
+		if !f.OK {
+			c.failReply(op, f)
+			return
+		}
+		for i := range f.Groups {
+			c.names.addGroup(&f.Groups[i])
+		}
+		c.out.print(outOK, fmtGroups(f.Groups))
+		c.finish(op, true)
+	})
+}
+
+// /create NAME [DESC], creategroup:NAME:DESC -> create_group (not repeated
+// after a lost connection: it is not safe to)
+func (c *core) cmdCreate(op *userOp, a args) {
+	fields := map[string]any{"name": a.Name}
+	if a.Desc != "" {
+		fields["desc"] = a.Desc
+	}
+	c.request(op, "create_group", fields, false, func(f *frame) {
+		g := f.groupObj()
+		if !f.OK || g == nil {
+			c.failReply(op, f)
+			return
+		}
+		c.names.addGroup(g)
+		c.print(outOK, "ok created #%d %s", g.ID, clean(g.Name))
+		c.finish(op, true)
+	})
+}
+
+// /join ID, addgroup:ID -> join_group
+func (c *core) cmdJoin(op *userOp, a args) {
+	c.request(op, "join_group", map[string]any{"group": a.Target.ID}, true, func(f *frame) {
+		g := f.groupObj()
+		if !f.OK || g == nil {
+			c.failReply(op, f)
+			return
+		}
+		c.names.addGroup(g)
+		c.print(outOK, "ok joined %s", fmtGroup(g))
+		c.finish(op, true)
+	})
+}
+
+// /leave ID, /leave #NAME -> leave_group (not repeated after a lost
+// connection)
+func (c *core) cmdLeave(op *userOp, a args) {
+	c.withGroup(op, a.Target, func(id int64) {
+		c.request(op, "leave_group", map[string]any{"group": id}, false, func(f *frame) {
+			if !f.OK {
+				c.failReply(op, f)
+				return
+			}
+			c.print(outOK, "ok left %s", c.names.group(id))
+			if c.open != nil && c.open.Group && c.open.ID == id {
+				c.open = nil
+				c.out.setPrompt("")
+			}
+			c.finish(op, true)
+		})
+	})
+}
+
+// /g ID TEXT, groupchat:ID:TEXT -> group_chat
+func (c *core) cmdGroupMsg(op *userOp, a args) {
+	c.withGroup(op, a.Target, func(id int64) { c.sendChat(op, 0, id, a.Text) })
+}
+
+// /history USER|#ID [N] -> [whois], history
+func (c *core) cmdHistory(op *userOp, a args) {
+	n := a.N
+	if n == 0 {
+		n = historyDefault
+	}
+	then := func(id int64) {
+		fields := map[string]any{"limit": n}
+		label := "with " + c.names.user(id)
+		if a.Target.Group {
+			fields["group"] = id
+			label = "of " + c.names.group(id)
+		} else {
+			fields["with"] = id
+		}
+		c.request(op, "history", fields, true, func(f *frame) {
+			if !f.OK {
+				c.failReply(op, f)
+				return
+			}
+			c.print(outOK, "ok history %s: %s", label, plural(len(f.Messages), "message", "messages"))
+			for i := range f.Messages {
+				m := &f.Messages[i]
+				c.names.addUser(m.From, m.FromName)
+				c.out.print(outInfo, fmtMessage(c.names, m, msgHistory))
+			}
+			c.finish(op, true)
+		})
+	}
+	if a.Target.Group {
+		c.withGroup(op, a.Target, then)
+	} else {
+		c.withUser(op, a.Target, then)
+	}
+}
+
+// --- shared steps ---
+
+func (c *core) promptLabel() string {
+	if c.open == nil {
+		return ""
+	}
+	if c.open.Group {
+		return c.names.group(c.open.ID)
+	}
+	return c.names.user(c.open.ID)
+}
+
+// sendChat sends a private (to) or group message with a fresh cid. After a
+// reconnect it goes again with the same cid: the server stores it once.
+func (c *core) sendChat(op *userOp, to, group int64, text string) {
+	fields := map[string]any{"text": text, "cid": c.nextCID()}
+	typ := "chat"
+	if group != 0 {
+		typ = "group_chat"
+		fields["group"] = group
+	} else {
+		fields["to"] = to
+	}
+	c.request(op, typ, fields, true, func(f *frame) {
+		if !f.OK || f.Message == nil {
+			c.failReply(op, f)
+			return
+		}
+		c.seen.add(f.Message.ID)
+		c.out.print(outOK, fmtSent(c.names, f.Message))
+		c.finish(op, true)
+	})
+}
+
+// withUser resolves a user (name or id) with whois, unless known, and
+// calls then with the id. Input waits meanwhile, so that the commands
+// after this one see its effect (/open, then plain lines).
+func (c *core) withUser(op *userOp, r ref, then func(id int64)) {
+	if r.ID != 0 {
+		if _, ok := c.names.users[r.ID]; ok {
+			then(r.ID)
+			return
+		}
+	} else if id, ok := c.names.userID(r.Name); ok {
+		then(id)
+		return
+	}
+	fields := map[string]any{"name": r.Name}
+	if r.ID != 0 {
+		fields = map[string]any{"id": r.ID}
+	}
+	op.resolving = true
+	c.resolving++
+	c.request(op, "whois", fields, true, func(f *frame) {
+		c.resolved(op)
+		if !f.OK || f.User == nil {
+			if f.Code == wire.CodeNoSuchUser {
+				c.fail(op, "there is no user %s (%s)", clean(r.String()), wire.CodeNoSuchUser)
+				return
+			}
+			c.failReply(op, f)
+			return
+		}
+		c.names.addUser(f.User.ID, f.User.Name)
+		then(f.User.ID)
+	})
+}
+
+// withGroup resolves a group: an id as it is, a name among the groups seen
+// (the user's own, after login or /groups).
+func (c *core) withGroup(op *userOp, r ref, then func(id int64)) {
+	if r.ID != 0 {
+		then(r.ID)
+		return
+	}
+	if id, ok := c.names.groupID(r.Name); ok {
+		then(id)
+		return
+	}
+	c.failLocal(op, "no group named %s among yours: use its id (/groups lists them)", strconv.Quote(r.Name))
+}

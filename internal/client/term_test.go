@@ -1,0 +1,194 @@
+package client
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestHistoryKeepsNoPasswords(t *testing.T) {
+	h := &lineHistory{}
+	h.Add("/login alice s3cret")
+	h.Add("/register bob builder")
+	h.Add("/msg bob hi")
+	want := []string{"/msg bob hi", "/register bob", "/login alice"}
+	for i, w := range want {
+		if got := h.At(i); got != w {
+			t.Errorf("At(%d) = %q, want %q", i, got, w)
+		}
+	}
+	for i := 0; i < 2*historyLines; i++ {
+		h.Add("x")
+	}
+	if h.Len() != historyLines {
+		t.Errorf("Len = %d", h.Len())
+	}
+}
+
+// The terminal mode under a real pseudo-terminal: the client runs
+// in-process on the slave side against a fake server; the test types on
+// the master side and reads what the terminal shows.
+
+// openPTY opens a pseudo-terminal pair, 200 columns wide.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil { // unlockpt
+		unix.Close(mfd)
+		t.Fatalf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetInt(mfd, unix.TIOCGPTN) // ptsname
+	if err != nil {
+		unix.Close(mfd)
+		t.Fatalf("ptsname: %v", err)
+	}
+	if err := unix.IoctlSetWinsize(mfd, unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 200}); err != nil {
+		unix.Close(mfd)
+		t.Fatalf("window size: %v", err)
+	}
+	path := fmt.Sprintf("/dev/pts/%d", n)
+	sfd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(mfd)
+		t.Fatalf("open %s: %v", path, err)
+	}
+	unix.SetNonblock(mfd, true) // so that closing the master ends a blocked Read
+	return os.NewFile(uintptr(mfd), "/dev/ptmx"), os.NewFile(uintptr(sfd), path)
+}
+
+// screen collects everything the terminal shows.
+type screen struct {
+	t  *testing.T
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *screen) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *screen) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor waits until want appears at or after offset from, and returns
+// the offset just past it.
+func (s *screen) waitFor(from int, want string) int {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := s.String()
+		if from <= len(out) {
+			if i := strings.Index(out[from:], want); i >= 0 {
+				return from + i + len(want)
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("terminal never showed %q after offset %d; it shows:\n%q", want, from, out[min(from, len(out)):])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The password is not echoed; a message arriving while a line is half
+// typed is printed above it (bell, marker, colour) and the typed text is
+// redrawn intact; the finished line is sent; the message is acked.
+func TestTerminal(t *testing.T) {
+	const password = "s3cret password"
+	fs := newFakeServer(t)
+	master, slave := openPTY(t)
+	scr := &screen{t: t}
+	readDone := make(chan struct{})
+	go func() {
+		io.Copy(scr, master)
+		close(readDone)
+	}()
+	rc := make(chan int, 1)
+	cfg := Options{Addr: fs.addr()}.config()
+	go func() { rc <- run(cfg, slave, slave, io.Discard, true) }()
+	defer func() {
+		master.Close()
+		slave.Close()
+		<-readDone
+	}()
+	typeKeys := func(s string) {
+		t.Helper()
+		if _, err := master.WriteString(s); err != nil {
+			t.Fatalf("type %q: %v", s, err)
+		}
+	}
+
+	at := scr.waitFor(0, "/help lists the commands")
+	at = scr.waitFor(at, "> ")
+	// The password is asked for without echo.
+	typeKeys("/login alice\r")
+	at = scr.waitFor(at, "password: ")
+	typeKeys(password + "\r")
+	login := fs.next("login")
+	if login["name"] != "alice" || login["password"] != password {
+		t.Errorf("login request %v", login)
+	}
+	fs.reply(login, `"user":{"id":1,"name":"alice","online":true},"friends":[],"groups":[]`)
+	at = scr.waitFor(at, "ok login alice")
+	if strings.Contains(scr.String(), password) {
+		t.Errorf("the password was echoed")
+	}
+	typeKeys("/open bob\r")
+	fs.reply(fs.next("whois"), `"user":{"id":2,"name":"bob","online":true}`)
+	at = scr.waitFor(at, "ok open bob")
+	at = scr.waitFor(at, "bob> ")
+
+	// Half a line typed, then a message arrives: it is printed above the
+	// input line (with a bell, a marker and colour) and the typed text is
+	// redrawn intact.
+	typeKeys("hello wor")
+	at = scr.waitFor(at, "hello wor")
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	fs.send(`{"type":"message","message":{"id":7,"from":2,"from_name":"bob","to":1,"text":"ping from bob","ts":` + now + `}}`)
+	msgAt := scr.waitFor(at, "ping from bob")
+	shown := scr.String()[at:msgAt]
+	for _, mark := range []string{"\a", "» ", "\x1b[32m", "message ", "bob -> you: "} {
+		if !strings.Contains(shown, mark) {
+			t.Errorf("message line %q lacks %q", shown, mark)
+		}
+	}
+	at = scr.waitFor(msgAt, "bob> hello wor")
+
+	// Finish the line: it goes to bob as one message.
+	typeKeys("ld\r")
+	chat := fs.next("chat")
+	if chat["text"] != "hello world" || chat["to"] != 2.0 || chat["cid"] == "" {
+		t.Errorf("chat request %v", chat)
+	}
+	fs.reply(chat, `"message":{"id":8,"from":1,"from_name":"alice","to":2,"text":"hello world","ts":`+now+`}`)
+	at = scr.waitFor(at, "you -> bob: hello world")
+	// The message shown is acked.
+	if ack := fs.next("ack"); fmt.Sprint(ack["ids"]) != "[7]" {
+		t.Errorf("ack %v", ack)
+	}
+
+	typeKeys("/quit\r")
+	select {
+	case status := <-rc:
+		if status != 0 {
+			t.Errorf("exit status %d", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("client did not quit")
+	}
+}

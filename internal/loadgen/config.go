@@ -1,0 +1,133 @@
+package loadgen
+
+import (
+	"chat/internal/wire"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// config is the command line.
+type config struct {
+	addrs       []string
+	scenario    string // pairs, group, conns or login
+	duration    time.Duration
+	warmup      time.Duration
+	drain       time.Duration
+	pairs       int
+	window      int
+	size        int
+	rate        float64
+	groups      int
+	members     int
+	senders     int
+	conns       int
+	concurrency int
+	settle      time.Duration
+	pids        []int
+	prefix      string
+	password    string
+	ackDelay    time.Duration
+	cid         bool
+	quiet       bool
+}
+
+const (
+	// minTextSize holds the text's run, sender, sequence number and send
+	// time (see appendText).
+	minTextSize = 40
+	// maxPrefix leaves room within wire.MaxNameRunes for the role letter
+	// and numbers the load generator appends to make user names.
+	maxPrefix = 20
+)
+
+// parseConfig parses the command line; for -h it prints the usage on usage
+// and returns flag.ErrHelp.
+func parseConfig(args []string, usage io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("chat-bench", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("addr", "127.0.0.1:6000", "server address; a comma-separated list spreads clients over nodes, a pair's (or a group's) members on different ones")
+	fs.StringVar(&cfg.scenario, "scenario", "pairs", "pairs, group, conns or login")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time (conns: how long the connections are held)")
+	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "load before measuring starts")
+	fs.DurationVar(&cfg.drain, "drain", 15*time.Second, "longest wait for replies and deliveries after sending stops")
+	fs.IntVar(&cfg.pairs, "pairs", 50, "pairs: sender/recipient pairs")
+	fs.IntVar(&cfg.window, "window", 64, "pairs, group: requests each sender keeps in flight")
+	fs.IntVar(&cfg.size, "size", 64, "pairs, group: message text bytes")
+	fs.Float64Var(&cfg.rate, "rate", 0, "pairs, group: total messages per second, spread over the senders (0: as fast as the window allows)")
+	fs.IntVar(&cfg.groups, "groups", 10, "group: groups")
+	fs.IntVar(&cfg.members, "members", 100, "group: members per group")
+	fs.IntVar(&cfg.senders, "senders", 1, "group: senders per group")
+	fs.IntVar(&cfg.conns, "conns", 1000, "conns: idle logged-in connections")
+	fs.IntVar(&cfg.concurrency, "concurrency", 32, "connections set up at once; login: concurrent register/login loops")
+	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "conns: wait after the last login before reading the server's memory")
+	pid := fs.String("pid", "", "server process id(s), comma-separated: report their CPU time and RSS")
+	fs.StringVar(&cfg.prefix, "prefix", "", "user name prefix (default: random, so runs do not share users)")
+	fs.StringVar(&cfg.password, "password", "lg-secret", "password of the load generator's users")
+	fs.DurationVar(&cfg.ackDelay, "ack-delay", 100*time.Millisecond, "recipients batch acks for this long, like the client")
+	fs.BoolVar(&cfg.cid, "cid", true, "pairs, group: send a cid with every message, as the client does")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(usage, "usage: go run -tags bench . [flags]")
+			fs.SetOutput(usage)
+			fs.PrintDefaults()
+		}
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, a := range strings.Split(*addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.addrs = append(cfg.addrs, a)
+		}
+	}
+	if *pid != "" {
+		for _, p := range strings.Split(*pid, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil || n <= 0 {
+				return cfg, fmt.Errorf("-pid: %q is not a process id", p)
+			}
+			cfg.pids = append(cfg.pids, n)
+		}
+	}
+	if cfg.prefix == "" {
+		var b [3]byte
+		rand.Read(b[:])
+		cfg.prefix = "lg" + hex.EncodeToString(b[:])
+	}
+	switch {
+	case len(cfg.addrs) == 0:
+		return cfg, errors.New("-addr is empty")
+	case cfg.scenario != "pairs" && cfg.scenario != "group" && cfg.scenario != "conns" && cfg.scenario != "login":
+		return cfg, fmt.Errorf("-scenario %q: want pairs, group, conns or login", cfg.scenario)
+	case cfg.duration <= 0 || cfg.warmup < 0 || cfg.drain <= 0:
+		return cfg, errors.New("-duration and -drain must be positive, -warmup not negative")
+	case cfg.pairs < 1 || cfg.window < 1 || cfg.groups < 1 || cfg.senders < 1 || cfg.conns < 1 || cfg.concurrency < 1:
+		return cfg, errors.New("-pairs, -window, -groups, -senders, -conns and -concurrency must be at least 1")
+	case cfg.members < 2 || cfg.senders > cfg.members:
+		return cfg, errors.New("-members must be at least 2 and at least -senders")
+	case cfg.size < minTextSize || cfg.size > wire.MaxTextBytes:
+		return cfg, fmt.Errorf("-size must be %d to %d bytes (the text carries a sequence number and a send time)", minTextSize, wire.MaxTextBytes)
+	case cfg.rate < 0:
+		return cfg, errors.New("-rate must not be negative")
+	case !utf8.ValidString(cfg.password):
+		return cfg, errors.New("-password must be valid UTF-8")
+	case len(cfg.prefix) > maxPrefix:
+		return cfg, fmt.Errorf("-prefix is at most %d characters", maxPrefix)
+	}
+	return cfg, nil
+}
+
+// addrFor spreads clients over the addresses: with several, a pair's two
+// ends (or a group's consecutive members) land on different nodes.
+func (cfg *config) addrFor(i int) string { return cfg.addrs[i%len(cfg.addrs)] }

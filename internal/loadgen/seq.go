@@ -1,0 +1,69 @@
+package loadgen
+
+import "math/bits"
+
+// bitset holds sequence numbers 1, 2, 3 ...; it grows as needed.
+type bitset []uint64
+
+// add sets i and says whether it was already set.
+func (b *bitset) add(i int) (had bool) {
+	w := i >> 6
+	for w >= len(*b) {
+		*b = append(*b, 0)
+	}
+	m := uint64(1) << uint(i&63)
+	had = (*b)[w]&m != 0
+	(*b)[w] |= m
+	return had
+}
+
+func (b bitset) has(i int) bool {
+	w := i >> 6
+	return w < len(b) && b[w]&(uint64(1)<<uint(i&63)) != 0
+}
+
+func (b bitset) count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// missing counts the members of want that are not in b.
+func (b bitset) missing(want bitset) int {
+	n := 0
+	for i, w := range want {
+		if i < len(b) {
+			w &^= b[i]
+		}
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// seqTracker follows what one receiver got from one sender. Live messages
+// from one sender must arrive in the order sent; a backlog push (a message
+// pending from before this login) may not, and is not counted as out of order.
+type seqTracker struct {
+	seen bitset
+	max  int
+	n    int // distinct sequence numbers seen
+	dup  int
+	ooo  int
+}
+
+func (t *seqTracker) see(seq int, backlog bool) (first bool) {
+	if t.seen.add(seq) {
+		t.dup++
+		return false
+	}
+	t.n++
+	if seq < t.max && !backlog {
+		t.ooo++
+	}
+	if seq > t.max {
+		t.max = seq
+	}
+	return true
+}

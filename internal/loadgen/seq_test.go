@@ -1,0 +1,42 @@
+package loadgen
+
+import "testing"
+
+func TestSeqTracker(t *testing.T) {
+	cases := []struct {
+		name          string
+		seqs          []int
+		backlog       []bool
+		n, dup, ooo   int
+		missingOfSent int // of 1..5 confirmed
+	}{
+		{"in order", []int{1, 2, 3, 4, 5}, nil, 5, 0, 0, 0},
+		{"one lost", []int{1, 2, 4, 5}, nil, 4, 0, 0, 1},
+		{"duplicate", []int{1, 2, 2, 3, 4, 5}, nil, 5, 1, 0, 0},
+		{"reordered live", []int{1, 3, 2, 4, 5}, nil, 5, 0, 1, 0},
+		{"reordered backlog is fine", []int{4, 5, 1, 2, 3}, []bool{false, false, true, true, true}, 5, 0, 0, 0},
+		{"nothing", nil, nil, 0, 0, 0, 5},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var tr seqTracker
+			for i, s := range tc.seqs {
+				tr.see(s, tc.backlog != nil && tc.backlog[i])
+			}
+			var sent bitset
+			for s := 1; s <= 5; s++ {
+				sent.add(s)
+			}
+			if tr.n != tc.n || tr.dup != tc.dup || tr.ooo != tc.ooo {
+				t.Errorf("n/dup/ooo = %d/%d/%d, want %d/%d/%d", tr.n, tr.dup, tr.ooo, tc.n, tc.dup, tc.ooo)
+			}
+			if m := tr.seen.missing(sent); m != tc.missingOfSent {
+				t.Errorf("missing = %d, want %d", m, tc.missingOfSent)
+			}
+		})
+	}
+	var b bitset
+	if b.add(1000) || !b.add(1000) || !b.has(1000) || b.has(999) || b.count() != 1 {
+		t.Error("bitset add/has/count")
+	}
+}
