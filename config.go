@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +29,14 @@ type Config struct {
 	Rate        float64
 	BcryptCost  int
 	LogLevel    string
+
+	// Transport and abuse limits (docs/protocol.md, "Limits and abuse").
+	TLSCert, TLSKey string        // PEM files; both set: the client port speaks TLS only
+	MaxConns        int           // connections held at once; past it new ones are closed at once
+	MaxConnsPerIP   int           // the same, per client address
+	LoginTimeout    time.Duration // a connection not logged in by then is closed
+	SendBuffer      byteSize      // bytes queued for one connection before its reading stops
+	Pprof           bool          // serve /debug/pprof/ on the admin address
 }
 
 func defaultConfig() Config {
@@ -40,6 +50,11 @@ func defaultConfig() Config {
 		BcryptCost:  bcrypt.DefaultCost,
 		LogLevel:    "info",
 		RedisPrefix: "chat",
+
+		MaxConns:      20000,
+		MaxConnsPerIP: 256,
+		LoginTimeout:  30 * time.Second,
+		SendBuffer:    4 << 20,
 	}
 }
 
@@ -65,6 +80,13 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "chat and group_chat requests per second per session, bursts of twice that; 0 is unlimited")
 	fs.IntVar(&cfg.BcryptCost, "bcrypt-cost", cfg.BcryptCost, "bcrypt cost of stored password hashes (4-31)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate (chain) file; with -tls-key the client port speaks TLS only (reloaded on SIGHUP)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file for -tls-cert")
+	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "connections held at once; past it new ones are closed at once")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "connections held at once from one client address")
+	fs.DurationVar(&cfg.LoginTimeout, "login-timeout", cfg.LoginTimeout, "close a connection not logged in by then")
+	fs.Var(&cfg.SendBuffer, "send-buffer", "bytes queued for one connection (replies and pushes) before the server stops reading it: a number, or with KiB, MiB or GiB")
+	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve /debug/pprof/ on the -admin address (CPU and memory profiles; keep that address private)")
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -104,6 +126,18 @@ func (c *Config) validate() error {
 		return errors.New("-rate must not be negative")
 	case c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost:
 		return fmt.Errorf("-bcrypt-cost must be %d-%d", bcrypt.MinCost, bcrypt.MaxCost)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("-tls-cert and -tls-key go together")
+	case c.MaxConns < 1:
+		return errors.New("-max-conns must be at least 1")
+	case c.MaxConnsPerIP < 1:
+		return errors.New("-max-conns-per-ip must be at least 1")
+	case c.LoginTimeout <= 0:
+		return errors.New("-login-timeout must be positive")
+	case c.SendBuffer < byteSize(c.MaxFrame)+1:
+		return fmt.Errorf("-send-buffer must hold at least one frame (-max-frame %d bytes and its newline)", c.MaxFrame)
+	case c.Pprof && c.Admin == "":
+		return errors.New("-pprof needs -admin: it is served there")
 	}
 	kind, _, err := splitDBURL(c.DB)
 	if err != nil {
@@ -136,4 +170,39 @@ func splitDBURL(s string) (kind, dsn string, err error) {
 		return "", "", fmt.Errorf("-db must be sqlite:PATH or mysql:DSN, not %q", s)
 	}
 	return kind, dsn, nil
+}
+
+// byteSize is a size in bytes on the command line: "4194304", "4MiB",
+// "512KiB", "1GiB" (binary units; "MB" and the like are refused rather
+// than guessed at).
+type byteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+func (b *byteSize) Set(s string) error {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return fmt.Errorf("want a byte count such as 4194304, 4MiB or 512KiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+func (b byteSize) String() string {
+	for _, u := range byteUnits {
+		if b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.suffix
+		}
+	}
+	return "0"
 }
