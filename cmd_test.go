@@ -37,6 +37,11 @@ var cmdDefaults = Config{
 	Rate:        100,
 	BcryptCost:  bcrypt.DefaultCost,
 	LogLevel:    "info",
+
+	MaxConns:      20000,
+	MaxConnsPerIP: 256,
+	LoginTimeout:  30 * time.Second,
+	SendBuffer:    4 << 20,
 }
 
 func cmdNode(port string) string {
@@ -90,9 +95,16 @@ func TestParseConfig(t *testing.T) {
 		{name: "-bcrypt-cost", args: []string{"-bcrypt-cost", "4"}, want: with(func(c *Config) { c.BcryptCost = 4 })},
 		{name: "-log-level", args: []string{"-log-level", "debug"}, want: with(func(c *Config) { c.LogLevel = "debug" })},
 		{name: "every flag", args: []string{"-listen", ":1", "-db", dsn, "-redis", "r:1", "-node", "n", "-admin", ":2",
-			"-idle-timeout", "3s", "-max-frame", "300", "-send-queue", "4", "-rate", "5", "-bcrypt-cost", "6", "-log-level", "warn"},
+			"-idle-timeout", "3s", "-max-frame", "300", "-send-queue", "4", "-rate", "5", "-bcrypt-cost", "6", "-log-level", "warn",
+			"-tls-cert", "c.pem", "-tls-key", "k.pem", "-max-conns", "7", "-max-conns-per-ip", "8", "-login-timeout", "9s",
+			"-send-buffer", "512KiB", "-pprof"},
 			want: Config{Listen: ":1", DB: dsn, Redis: "r:1", RedisPrefix: "chat", Node: "n", Admin: ":2", IdleTimeout: 3 * time.Second,
-				MaxFrame: 300, SendQueue: 4, Rate: 5, BcryptCost: 6, LogLevel: "warn"}},
+				MaxFrame: 300, SendQueue: 4, Rate: 5, BcryptCost: 6, LogLevel: "warn",
+				TLSCert: "c.pem", TLSKey: "k.pem", MaxConns: 7, MaxConnsPerIP: 8, LoginTimeout: 9 * time.Second,
+				SendBuffer: 512 << 10, Pprof: true}},
+		{name: "-send-buffer in bytes", args: []string{"-send-buffer", "70000"}, want: with(func(c *Config) { c.SendBuffer = 70000 })},
+		{name: "CHAT_SEND_BUFFER", env: map[string]string{"CHAT_SEND_BUFFER": "1GiB"}, want: with(func(c *Config) { c.SendBuffer = 1 << 30 })},
+		{name: "CHAT_LOGIN_TIMEOUT", env: map[string]string{"CHAT_LOGIN_TIMEOUT": "5s"}, want: with(func(c *Config) { c.LoginTimeout = 5 * time.Second })},
 
 		// Each variable.
 		{name: "CHAT_LISTEN", env: map[string]string{"CHAT_LISTEN": "127.0.0.1:7000"},
@@ -151,6 +163,16 @@ func TestParseConfig(t *testing.T) {
 		{name: "CHAT_BCRYPT_COST too high", env: map[string]string{"CHAT_BCRYPT_COST": "99"}, err: "bcrypt-cost"},
 		{name: "CHAT_DB bad", env: map[string]string{"CHAT_DB": "nope"}, err: "-db"},
 		{name: "good variable, bad flag", args: []string{"-max-frame", "10"}, env: map[string]string{"CHAT_MAX_FRAME": "4096"}, err: "max-frame"},
+		{name: "-tls-cert without -tls-key", args: []string{"-tls-cert", "c.pem"}, err: "tls-key"},
+		{name: "-tls-key without -tls-cert", args: []string{"-tls-key", "k.pem"}, err: "tls-cert"},
+		{name: "-max-conns zero", args: []string{"-max-conns", "0"}, err: "max-conns"},
+		{name: "-max-conns-per-ip zero", args: []string{"-max-conns-per-ip", "0"}, err: "max-conns-per-ip"},
+		{name: "-login-timeout zero", args: []string{"-login-timeout", "0s"}, err: "login-timeout"},
+		{name: "-send-buffer in MB", args: []string{"-send-buffer", "4MB"}, err: "send-buffer"},
+		{name: "-send-buffer negative", args: []string{"-send-buffer", "-1"}, err: "send-buffer"},
+		{name: "-send-buffer overflows", args: []string{"-send-buffer", "9999999999GiB"}, err: "send-buffer"},
+		{name: "-send-buffer below a frame", args: []string{"-send-buffer", "64KiB"}, err: "send-buffer"},
+		{name: "-pprof without -admin", args: []string{"-pprof"}, err: "admin"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
