@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"chat/internal/loadgen"
-	"chat/internal/wire"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -18,6 +16,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"chat/internal/loadgen"
+	"chat/internal/wire"
 )
 
 // Benchmarks. Not run by plain `go test`; run them with

@@ -28,7 +28,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"chat/internal/wire"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,6 +43,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"chat/internal/wire"
 )
 
 // startCeiling starts a ceiling server on 127.0.0.1:0 and returns its

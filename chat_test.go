@@ -2,13 +2,14 @@ package main
 
 import (
 	"bufio"
-	"chat/internal/wire"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"chat/internal/wire"
 )
 
 // The integration suite: every request type, push and error code over real

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"chat/internal/wire"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"chat/internal/wire"
 )
 
 // scriptConn is a net.Conn whose reads return the chunks of a script, one

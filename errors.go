@@ -1,9 +1,10 @@
 package main
 
 import (
-	"chat/internal/wire"
 	"errors"
 	"fmt"
+
+	"chat/internal/wire"
 )
 
 // ProtoError is a client-visible failure: it becomes an ok:false reply and is

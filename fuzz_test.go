@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"chat/internal/wire"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"chat/internal/wire"
 )
 
 // Fuzz tests of the wire layer. Plain `go test` runs their seeds; the full

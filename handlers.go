@@ -1,12 +1,13 @@
 package main
 
 import (
-	"chat/internal/wire"
 	"context"
 	"encoding/json"
 	"errors"
 	"time"
 	"unicode/utf8"
+
+	"chat/internal/wire"
 
 	"golang.org/x/crypto/bcrypt"
 )

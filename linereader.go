@@ -2,12 +2,13 @@ package main
 
 import (
 	"bytes"
-	"chat/internal/wire"
 	"errors"
 	"io"
 	"os"
 	"sync"
 	"time"
+
+	"chat/internal/wire"
 )
 
 // readPool holds the buffers connections read into while frames arrive.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"chat/internal/loadgen"
 	"encoding/json"
 	"io"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"chat/internal/loadgen"
 )
 
 // The load generator (chat/internal/loadgen, go run -tags bench .) against

@@ -3,8 +3,9 @@
 package main
 
 import (
-	"chat/internal/loadgen"
 	"os"
+
+	"chat/internal/loadgen"
 )
 
 func main() { os.Exit(loadgen.Run(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -2,11 +2,12 @@ package main
 
 import (
 	"bytes"
-	"chat/internal/wire"
 	"encoding/json"
 	"errors"
 	"strconv"
 	"unicode/utf8"
+
+	"chat/internal/wire"
 )
 
 // The wire objects are shared with the client and the load generator.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"chat/internal/wire"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -11,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"chat/internal/wire"
 )
 
 // Unit tests of the wire layer: protocol.go's decoding, field helpers and

@@ -1,8 +1,9 @@
 package main
 
 import (
-	"chat/internal/wire"
 	"testing"
+
+	"chat/internal/wire"
 )
 
 func TestRecentMessagesEvictsOldest(t *testing.T) {

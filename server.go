@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"chat/internal/wire"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"chat/internal/wire"
 )
 
 const (

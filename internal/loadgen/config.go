@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"chat/internal/wire"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"chat/internal/wire"
 )
 
 // config is the command line.

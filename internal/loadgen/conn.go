@@ -2,13 +2,14 @@ package loadgen
 
 import (
 	"bufio"
-	"chat/internal/wire"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"sync"
 	"time"
+
+	"chat/internal/wire"
 )
 
 // conn is one connection to the server. Before the run it is used

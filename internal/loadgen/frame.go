@@ -1,8 +1,9 @@
 package loadgen
 
 import (
-	"chat/internal/wire"
 	"strconv"
+
+	"chat/internal/wire"
 )
 
 // frame is the part of a server frame the load generator reads. The byte
