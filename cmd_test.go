@@ -597,3 +597,23 @@ func cmdFakeDatabase(t testing.TB, hangUp bool) string {
 	})
 	return ln.Addr().String()
 }
+
+// A value that is refused is echoed in the error, but never its password.
+func TestParseConfigHidesPasswords(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"-db", "postgres://u:hunter2@db:5432/chat"},
+		{"-db", "oracle:u/hunter2@db"},
+		{"-db", "mysql:root:@tcp(127.0.0.1:3306)/chat", "-redis", "redis://:hunter2@127.0.0.1:6379?insecure=1"},
+		{"-db", "mysql:root:@tcp(127.0.0.1:3306)/chat", "-redis", "redis://u:hunter2@"},
+	} {
+		_, err := parseConfig(args, cmdEnv(nil), io.Discard)
+		if err == nil {
+			t.Errorf("%q: accepted", args)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%q: the error shows the password: %v", args, err)
+		}
+	}
+}

@@ -70,14 +70,14 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "TCP address for clients")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "store: sqlite:PATH (embedded, single node) or mysql:DSN")
-	fs.StringVar(&cfg.Redis, "redis", cfg.Redis, "Redis address host:port; empty means one node with in-process routing")
+	fs.StringVar(&cfg.Redis, "redis", cfg.Redis, "Redis: host:port, redis://[user:password@]host[:port][/db], or rediss://... for TLS; empty means one node with in-process routing")
 	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", cfg.RedisPrefix, "prefix of this cluster's Redis keys and channels (clusters sharing a Redis need different ones)")
 	fs.StringVar(&cfg.Node, "node", cfg.Node, "this node's name in the cluster (default: the listen address)")
 	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "HTTP address serving /healthz and /metrics (empty: off)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a connection silent for this long")
 	fs.IntVar(&cfg.MaxFrame, "max-frame", cfg.MaxFrame, "largest frame in bytes")
 	fs.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "unsent pushes a connection may hold before it is closed as too slow")
-	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "chat and group_chat requests per second per session, bursts of twice that; 0 is unlimited")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "request tokens a second per user (on each node), bursts of twice that: a chat costs 1, other requests their cost; 0 is unlimited")
 	fs.IntVar(&cfg.BcryptCost, "bcrypt-cost", cfg.BcryptCost, "bcrypt cost of stored password hashes (4-31)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate (chain) file; with -tls-key the client port speaks TLS only (reloaded on SIGHUP)")
@@ -143,6 +143,11 @@ func (c *Config) validate() error {
 	if err != nil {
 		return err
 	}
+	if c.Redis != "" {
+		if _, err := parseRedisTarget(c.Redis); err != nil {
+			return err
+		}
+	}
 	if c.Redis != "" && kind != "mysql" {
 		return errors.New("-redis needs -db mysql:DSN: an embedded SQLite store cannot be shared by several nodes")
 	}
@@ -167,7 +172,7 @@ func (c *Config) validate() error {
 func splitDBURL(s string) (kind, dsn string, err error) {
 	kind, dsn, ok := strings.Cut(s, ":")
 	if !ok || dsn == "" || (kind != "sqlite" && kind != "mysql") {
-		return "", "", fmt.Errorf("-db must be sqlite:PATH or mysql:DSN, not %q", s)
+		return "", "", fmt.Errorf("-db must be sqlite:PATH or mysql:DSN, not %q", redactDBURL(s))
 	}
 	return kind, dsn, nil
 }

@@ -14,13 +14,19 @@ import (
 )
 
 const (
-	// writeTimeout bounds one flush to a client; a client that reads nothing
-	// for this long is closed.
+	// writeTimeout bounds one flush to a client, and each releaseEvery
+	// bytes of a longer write: a client that reads nothing for this long
+	// is closed.
 	writeTimeout = 15 * time.Second
-	// maxUnwritten bounds replies and backlog frames queued but not yet
-	// written; past it the reader (or the backlog streamer) waits, which
-	// pushes back on the client through TCP.
+	// releaseEvery: the writer takes what it wrote off the queue's count
+	// (and renews its deadline) at least this often within a batch.
+	releaseEvery = 32 << 10
+	// maxUnwritten bounds the deferred replies whose work is still running:
+	// past it the reader waits for that work before the next request.
 	maxUnwritten = 1024
+	// deferredOverhead is what a deferred reply counts against
+	// -send-buffer beyond its request's length (see outFrame.n).
+	deferredOverhead = 256
 	// An idle connection's read waits on its own idleReadSize bytes: a
 	// ping fits, and a chat of a usual length (a longer frame costs one
 	// more read). A readBufSize buffer is borrowed from readPool while
@@ -33,6 +39,12 @@ const (
 // outFrame is one frame waiting in a connection's ordered queue.
 type outFrame struct {
 	b []byte
+	// n is what the frame counts against -send-buffer until it is written:
+	// len(b); for a deferred reply, its request's length plus
+	// deferredOverhead, about the memory its work holds meanwhile (the
+	// item, the text to store). Its bytes exist from when fill builds
+	// them, right before they are written.
+	n int
 	// A deferred reply: wait closes when the work is done, then fill
 	// builds the frame. Later replies wait behind it, so replies go out in
 	// request order; live pushes do not.
@@ -56,47 +68,69 @@ func (f *outFrame) ready() bool {
 // dispatches requests in order; its writer goroutine (writeLoop) sends what
 // the queues hold and flushes when they run empty.
 //
-// Two queues: replies and the login backlog go in order through ordered,
-// each holding an unwritten slot (bounded by slots); live pushes go through
-// pushes, which anyone may add to without blocking. A push never waits
-// behind a reply whose work is still running, and a full push queue closes
-// the connection as too slow (what it missed stays pending in the store).
+// Two queues: replies and the login backlog go in order through ordered;
+// live pushes go through pushes, which anyone may add to without blocking.
+// A push never waits behind a reply whose work is still running.
+//
+// What is queued, both queues together, is bounded in bytes by
+// -send-buffer (docs/protocol.md, "Limits and abuse"). Replies and backlog
+// frames wait for room: the reader before it decodes the next request
+// (waitRoom), the backlog streamer before each message, until the writer
+// has brought the queue under the bound; a client that does not read stops
+// being read, and TCP pushes back on it. Pushes cannot wait: they count in
+// the same total (so they too hold the reader back), and a connection whose
+// unsent pushes pass -send-queue in number or -send-buffer in bytes is
+// closed as too slow (what it missed stays pending in the store). So the
+// queue holds at most -send-buffer, plus the frames admitted last (a reply,
+// a few bytes or, for history, at most -send-buffer; a backlog message),
+// plus pushes up to -send-buffer.
 type conn struct {
 	srv *Server
 	nc  net.Conn
 	id  uint64
 	log *slog.Logger
 
-	slots chan struct{} // unwritten ordered frames; never closed
-	dead  chan struct{} // closed once the connection is being torn down
-	once  sync.Once     // guards close(dead)
+	dead chan struct{} // closed once the connection is being torn down
+	once sync.Once     // guards close(dead)
+	wake chan struct{} // the writer's doorbell; never closed
 
-	mu       sync.Mutex // guards the fields below
-	ordered  []outFrame
-	pushes   [][]byte
-	unsent   int  // live pushes queued or being written
+	mu        sync.Mutex // guards the fields below
+	ordered   []outFrame
+	pushes    [][]byte
+	unsent    int // live pushes queued or being written
+	pushBytes int // their bytes
+	// queued is the bytes of every frame queued or being written, replies,
+	// backlog and pushes together (outFrame.n for ordered frames): what
+	// -send-buffer bounds.
+	queued int
+	// room is closed when queued falls under -send-buffer, and by
+	// stopReading; nil while nobody waits.
+	room     chan struct{}
 	held     bool // pushes wait until the login reply is queued
 	draining bool // nothing more is queued; the writer flushes, sends last, closes
 	last     []byte
-	wake     chan struct{}
 
 	// sess is the logged-in session; nil when logged out. Set only by the
 	// reader goroutine; read by others through userID.
 	sess atomic.Pointer[session]
 
 	// Reader-goroutine state.
-	pending []<-chan struct{}  // deferred replies not yet done
+	pending []<-chan struct{} // deferred replies not yet done
+	// loginBy is the login deadline, zero while logged in (see
+	// loggedIn); a read never waits past it.
+	loginBy time.Time
+	lineLen int                // the length of the request being handled
 	idleBuf [idleReadSize]byte // where a read waits while no frame is coming in
 }
 
 func newConn(srv *Server, nc net.Conn, id uint64) *conn {
 	c := &conn{
-		srv:   srv,
-		nc:    nc,
-		id:    id,
-		slots: make(chan struct{}, maxUnwritten),
-		dead:  make(chan struct{}),
-		wake:  make(chan struct{}, 1),
+		srv:     srv,
+		nc:      nc,
+		id:      id,
+		dead:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		loginBy: time.Now().Add(srv.cfg.LoginTimeout),
 	}
 	c.log = slog.New(connLog{c})
 	return c
@@ -189,6 +223,9 @@ func (c *conn) readLoop() (last []byte, eof bool) {
 		line, ok, err := lr.line()
 		switch {
 		case ok && err == nil:
+			if !c.waitRoom(nil) {
+				return nil, false
+			}
 			c.handleLine(line)
 			if c.isDraining() {
 				return nil, false
@@ -221,6 +258,10 @@ func (c *conn) logReadEnd(err error) {
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.log.Debug("client closed")
+	case errors.Is(err, os.ErrDeadlineExceeded) && !c.srv.closing.Load() && !c.isDraining() &&
+		!c.loginBy.IsZero() && !time.Now().Before(c.loginBy):
+		c.srv.metrics.loginTimeouts.Add(1)
+		c.log.Debug("closed: not logged in within -login-timeout")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.log.Debug("closed: idle or shutting down")
 	default:
@@ -238,7 +279,36 @@ func (c *conn) handleLine(line []byte) {
 		c.badFrame(r, perr)
 		return
 	}
+	c.lineLen = len(line)
+	before := c.sess.Load()
 	c.srv.dispatch(c, r)
+	if after := c.sess.Load(); after != before {
+		c.loggedIn(after != nil)
+	}
+}
+
+// loggedIn sets the login deadline after the connection's session came or
+// went. -login-timeout runs from the connection's start, and again, whole,
+// from the end of a session (a logout, or a login on a logged-in connection
+// that failed): a connection never stays without a session for longer,
+// whatever it sends meanwhile, since blank lines and pings do not move the
+// deadline. While logged in it does not apply; the idle timeout does.
+func (c *conn) loggedIn(in bool) {
+	if in {
+		c.loginBy = time.Time{}
+	} else {
+		c.loginBy = time.Now().Add(c.srv.cfg.LoginTimeout)
+	}
+}
+
+// readDeadline is when a read that starts waiting for a frame now must end:
+// after the idle timeout, or at the login deadline if that comes first.
+func (c *conn) readDeadline() time.Time {
+	d := time.Now().Add(c.srv.cfg.IdleTimeout)
+	if !c.loginBy.IsZero() && c.loginBy.Before(d) {
+		return c.loginBy
+	}
+	return d
 }
 
 // badFrame answers a frame that is not a request.
@@ -251,15 +321,16 @@ func (c *conn) badFrame(r *Request, perr *ProtoError) {
 	c.reply(errReply("error", rid, perr))
 }
 
-// reply queues a ready reply, waiting for an unwritten slot.
+// reply queues a ready reply. It does not wait: the reader waited for room
+// before it decoded the request (waitRoom).
 func (c *conn) reply(b []byte) {
-	c.enqueue(outFrame{b: b}, nil)
+	c.queue(outFrame{b: b, n: len(b)})
 }
 
 // replyLater queues a reply that fill builds once wait is closed.
 func (c *conn) replyLater(wait <-chan struct{}, fill func() []byte) {
 	c.pending = append(c.pending, wait)
-	c.enqueue(outFrame{wait: wait, fill: fill}, nil)
+	c.queue(outFrame{n: c.lineLen + deferredOverhead, wait: wait, fill: fill})
 	if len(c.pending) >= maxUnwritten {
 		c.waitPending()
 	}
@@ -274,26 +345,125 @@ func (c *conn) waitPending() {
 	c.pending = c.pending[:0]
 }
 
-// enqueue adds f to the ordered queue once an unwritten slot is free. It
-// returns false if the connection ended first, or, when only is not nil,
-// if only is no longer the connection's session (a backlog frame must not
-// follow its session's logout reply).
+// queue adds a reply to the ordered queue, unless the connection is
+// winding down.
+func (c *conn) queue(f outFrame) {
+	c.mu.Lock()
+	if c.draining {
+		c.mu.Unlock()
+		return
+	}
+	c.ordered = append(c.ordered, f)
+	c.queued += f.n
+	c.mu.Unlock()
+	c.signal()
+}
+
+// enqueue adds a ready frame of only's backlog to the ordered queue once
+// the queue has room (waitRoom). It returns false if the connection ended
+// first, or if only is no longer the connection's session (a backlog frame
+// must not follow its session's logout reply).
 func (c *conn) enqueue(f outFrame, only *session) bool {
-	select {
-	case c.slots <- struct{}{}:
-	case <-c.dead:
+	if !c.waitRoom(only) {
 		return false
 	}
+	f.n = len(f.b)
 	c.mu.Lock()
-	if c.draining || only != nil && c.sess.Load() != only {
+	if c.draining || c.sess.Load() != only {
 		c.mu.Unlock()
-		<-c.slots
 		return false
 	}
 	c.ordered = append(c.ordered, f)
+	c.queued += f.n
 	c.mu.Unlock()
 	c.signal()
 	return true
+}
+
+// waitRoom waits until what is queued for the connection is under
+// -send-buffer bytes: the reader calls it before it decodes each request,
+// the backlog streamer before each message. It returns false if the
+// connection is winding down first, or the server shutting down, or, when
+// s is not nil, if s ended. The writer wakes it as it drains the queue
+// (sent), stopReading and abort when the connection is to end.
+func (c *conn) waitRoom(s *session) bool {
+	limit := int(c.srv.cfg.SendBuffer)
+	var ended <-chan struct{}
+	if s != nil && s.ctx != nil {
+		ended = s.ctx.Done()
+	}
+	for waited := false; ; waited = true {
+		c.mu.Lock()
+		if c.draining || c.queued < limit {
+			ok := !c.draining
+			c.mu.Unlock()
+			return ok
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		if !waited {
+			c.srv.metrics.sendBufferWaits.Add(1)
+		}
+		select {
+		case <-room:
+		case <-c.dead:
+			return false
+		case <-ended:
+			return false
+		}
+		if c.srv.closing.Load() {
+			return false
+		}
+	}
+}
+
+// wakeRoom wakes whoever waits in waitRoom. c.mu must be held.
+func (c *conn) wakeRoom() {
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+}
+
+// sent takes what the writer wrote (or gave up on) off the queue's count:
+// n bytes, of which pushBytes in pushes live pushes. It wakes the waiters
+// once the queue is under -send-buffer.
+func (c *conn) sent(n, pushes, pushBytes int) {
+	c.mu.Lock()
+	c.queued -= n
+	c.unsent -= pushes
+	c.pushBytes -= pushBytes
+	if c.queued < int(c.srv.cfg.SendBuffer) {
+		c.wakeRoom()
+	}
+	c.mu.Unlock()
+}
+
+// forgetQueued discards the queued pushes, and with all the ordered frames
+// too, taking them off the count (frames the writer holds are its to count).
+// c.mu must be held.
+func (c *conn) forgetQueued(all bool) {
+	n := 0
+	for _, p := range c.pushes {
+		n += len(p)
+	}
+	c.unsent -= len(c.pushes)
+	c.pushBytes -= n
+	clear(c.pushes)
+	c.pushes = c.pushes[:0]
+	if all {
+		for _, f := range c.ordered {
+			n += f.n
+		}
+		c.ordered = nil
+	}
+	c.queued -= n
+	if c.queued < int(c.srv.cfg.SendBuffer) {
+		c.wakeRoom()
+	}
 }
 
 // holdPushes keeps live pushes back until releasePushes: a login registers
@@ -315,30 +485,36 @@ func (c *conn) releasePushes() {
 func (c *conn) dropPushes() {
 	c.mu.Lock()
 	c.held = true
-	clear(c.pushes)
-	c.pushes = c.pushes[:0]
-	c.unsent = 0
+	c.forgetQueued(false)
 	c.mu.Unlock()
 }
 
 // deliver queues a live push. It never blocks: when the queue already holds
-// -send-queue unsent pushes the connection is closed as too slow.
+// -send-queue unsent pushes, or this one would take their bytes past
+// -send-buffer, the connection is closed as too slow. (One push alone is
+// always taken, whatever its size.)
 func (c *conn) deliver(p *Push) {
 	c.mu.Lock()
-	if c.draining {
+	if c.draining || c.held && c.sess.Load() == nil {
+		// Winding down, or logged out (a push that raced the logout):
+		// nothing for the old session after its logout reply, and nothing
+		// of it for the next one.
 		c.mu.Unlock()
 		return
 	}
-	if c.unsent >= c.srv.cfg.SendQueue {
-		dropped := c.unsent
+	n := len(p.Frame)
+	if c.unsent >= c.srv.cfg.SendQueue || c.unsent > 0 && c.pushBytes+n > int(c.srv.cfg.SendBuffer) {
+		dropped, bytes := c.unsent, c.pushBytes
 		c.mu.Unlock()
 		c.srv.metrics.slowClosed.Add(1)
 		c.srv.metrics.pushesDropped.Add(int64(dropped) + 1)
-		c.log.Info("closing slow client", "unsent_pushes", dropped)
+		c.log.Info("closing slow client", "unsent_pushes", dropped, "unsent_push_bytes", bytes)
 		c.abort()
 		return
 	}
 	c.unsent++
+	c.pushBytes += n
+	c.queued += n
 	c.pushes = append(c.pushes, p.Frame)
 	c.mu.Unlock()
 	c.signal()
@@ -390,7 +566,8 @@ func (c *conn) kick() {
 func (c *conn) abort() {
 	c.mu.Lock()
 	c.draining = true
-	c.ordered, c.pushes, c.last = nil, nil, nil
+	c.forgetQueued(true)
+	c.pushes, c.last = nil, nil
 	c.mu.Unlock()
 	c.markDead()
 	c.signal() // the writer waits on wake alone when idle
@@ -399,8 +576,14 @@ func (c *conn) abort() {
 
 func (c *conn) markDead() { c.once.Do(func() { close(c.dead) }) }
 
-// stopReading wakes the reader out of its read so that it winds down.
-func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+// stopReading wakes the reader out of its read, or out of its wait for
+// room, so that it winds down.
+func (c *conn) stopReading() {
+	c.nc.SetReadDeadline(time.Now())
+	c.mu.Lock()
+	c.wakeRoom()
+	c.mu.Unlock()
+}
 
 // writeLoop writes what the queues hold: ready replies first, in order,
 // then live pushes. It flushes when there is nothing more to write now.
@@ -507,27 +690,41 @@ func (c *conn) writeLoop() {
 
 var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
 
+// writeFrames writes a batch the writer took from the queues, and takes it
+// off the queue's count as it goes: every frame of it, also after an error.
+// The write deadline is renewed at each releaseEvery bytes, so that it
+// bounds the time a client reads nothing, not the time a long batch takes.
 func (c *conn) writeFrames(bw *bufio.Writer, replies []outFrame, pushes [][]byte) error {
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	for _, f := range replies {
-		if f.fill != nil {
-			f.b = f.fill()
+	var err error
+	// Written (or given up on) and still counted: bytes, of which push
+	// bytes, and pushes.
+	n, pn, np := 0, 0, 0
+	for i := range replies {
+		f := &replies[i]
+		if err == nil {
+			if f.fill != nil {
+				f.b = f.fill()
+			}
+			_, err = bw.Write(f.b)
 		}
-		_, err := bw.Write(f.b)
-		<-c.slots
-		if err != nil {
-			return err
+		if n += f.n; n >= releaseEvery && err == nil {
+			c.sent(n, 0, 0)
+			n = 0
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
 	}
 	for _, p := range pushes {
-		if _, err := bw.Write(p); err != nil {
-			return err
+		if err == nil {
+			_, err = bw.Write(p)
+		}
+		n, pn, np = n+len(p), pn+len(p), np+1
+		if n >= releaseEvery && err == nil {
+			c.sent(n, np, pn)
+			n, pn, np = 0, 0, 0
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
 	}
-	if len(pushes) > 0 {
-		c.mu.Lock()
-		c.unsent -= len(pushes)
-		c.mu.Unlock()
-	}
-	return nil
+	c.sent(n, np, pn)
+	return err
 }

@@ -210,3 +210,55 @@ func TestLineReaderDeadlinePerFrame(t *testing.T) {
 		t.Errorf("deadline set before reads %v, want %s", set, want)
 	}
 }
+
+// A frame longer than a borrowed buffer is read into one buffer of its own,
+// grown as it comes up to -max-frame+2 bytes: a connection holding a
+// half-sent frame holds that one buffer, never a borrowed one besides.
+func TestLineReaderLongFrameHoldsOneBuffer(t *testing.T) {
+	const maxFrame = 64 << 10
+	for _, tc := range []struct {
+		name  string
+		frame int // bytes before '\n'
+		chunk int
+	}{
+		{"the longest frame in small chunks", maxFrame, 1000},
+		{"the longest frame with its \\r, in big chunks", maxFrame + 1, 3 * readBufSize},
+		{"just over a borrowed buffer", readBufSize + 1, 700},
+		{"a frame of a few buffers", 3*readBufSize + 5, readBufSize},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			frame := bytes.Repeat([]byte("x"), tc.frame)
+			if tc.frame > maxFrame {
+				frame[tc.frame-1] = '\r'
+			}
+			in := append(append(frame, '\n'), `{"type":"ping"}`+"\n"...)
+			var chunks [][]byte
+			for rest := in; len(rest) > 0; rest = rest[min(tc.chunk, len(rest)):] {
+				chunks = append(chunks, rest[:min(tc.chunk, len(rest))])
+			}
+			sc := &scriptConn{chunks: chunks}
+			lr := lineReaderFor(sc, maxFrame)
+			longest := 0
+			sc.onRead = func([]byte) {
+				if lr.big != nil && lr.long != nil {
+					t.Fatalf("a borrowed buffer held beside the long one (%d bytes)", len(lr.long))
+				}
+				if cap(lr.long) > maxFrame+2 {
+					t.Fatalf("a long buffer of %d bytes, over -max-frame+2", cap(lr.long))
+				}
+				longest = max(longest, cap(lr.long))
+			}
+			lines, err := readLines(lr)
+			if err != io.EOF || len(lines) != 2 || lines[0] != string(frame) || lines[1] != `{"type":"ping"}` {
+				t.Fatalf("got %d lines, %v", len(lines), err)
+			}
+			if tc.frame > readBufSize && longest == 0 {
+				t.Fatalf("a frame of %d bytes was not read into a long buffer", tc.frame)
+			}
+			if lr.long != nil {
+				t.Fatalf("the long buffer (%d bytes) is still held after its frame", len(lr.long))
+			}
+			lr.release()
+		})
+	}
+}

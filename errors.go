@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"chat/internal/wire"
 )
@@ -12,12 +13,23 @@ import (
 type ProtoError struct {
 	Code wire.Code
 	Msg  string
+	// RetryAfter, when positive, is how long the client should wait before
+	// trying again: sent as "retry_after" in milliseconds (rate_limited).
+	RetryAfter time.Duration
 }
 
 func (e *ProtoError) Error() string { return string(e.Code) + ": " + e.Msg }
 
 func protoErr(code wire.Code, format string, args ...any) *ProtoError {
 	return &ProtoError{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// rateLimited is the rate_limited error of a request that may be retried
+// after wait.
+func rateLimited(wait time.Duration, format string, args ...any) *ProtoError {
+	e := protoErr(wire.CodeRateLimited, format, args...)
+	e.RetryAfter = wait
+	return e
 }
 
 // Store sentinels. Handlers turn them into protocol errors.

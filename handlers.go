@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"time"
+	"strconv"
 	"unicode/utf8"
 
 	"chat/internal/wire"
@@ -34,29 +34,90 @@ type command struct {
 	// local handlers touch neither the store nor Redis: no deadline (a
 	// ping every 30 s from every idle connection would make a timer each).
 	local bool
+	// check runs the request's field checks, which come before the rate
+	// limit (docs/protocol.md, "Check order"); the handler makes them
+	// again on its own, as the one function both use.
+	check func(c *conn, r *Request) *ProtoError
+	// cost is what the request takes from its user's rate limit, in
+	// tokens; -rate refills that many a second (see the table below).
+	cost float64
+	// overdraw requests may borrow up to one burst below an empty bucket
+	// (rateLimiter.take): acks, which others' messages depend on.
+	overdraw bool
 }
 
 var commands map[string]command
 
+// The costs, in tokens of the user's rate limit, are by what a request makes
+// the server do, next to a chat's share of a group commit (1):
+//
+//   - ack 0.1: a client acks a batch every 100 ms or so. Acks may overdraw:
+//     a user whose chats emptied the bucket still acks what comes in, or it
+//     would all come again at the next login.
+//   - whois 1: a cached lookup and a presence check.
+//   - friends, groups, history 2: reads of up to a few hundred rows, the
+//     presence of each user in them, a reply of up to a megabyte.
+//   - add_friend, create_group, join_group, leave_group 5: a write
+//     transaction of their own, and a push to the friend or to every online
+//     member of the group; online 5: up to 1000 users read from presence
+//     (Redis in a cluster).
+//   - ping, logout 0: nothing that costs. register and login are throttled
+//     apart, per address and per account (throttle.go): no user is known
+//     before them.
 func init() {
 	commands = map[string]command{
 		"register":     {handle: handleRegister},
 		"login":        {handle: handleLogin},
 		"ping":         {handle: handlePing, local: true},
 		"logout":       {handle: handleLogout, auth: true},
-		"chat":         {handle: handleChat, auth: true, deferred: true},
-		"group_chat":   {handle: handleGroupChat, auth: true, deferred: true},
-		"ack":          {handle: handleAck, auth: true, deferred: true},
-		"add_friend":   {handle: handleAddFriend, auth: true},
-		"friends":      {handle: handleFriends, auth: true},
-		"create_group": {handle: handleCreateGroup, auth: true},
-		"join_group":   {handle: handleJoinGroup, auth: true},
-		"leave_group":  {handle: handleLeaveGroup, auth: true},
-		"groups":       {handle: handleGroups, auth: true},
-		"whois":        {handle: handleWhois, auth: true},
-		"online":       {handle: handleOnline, auth: true},
-		"history":      {handle: handleHistory, auth: true},
+		"chat":         {handle: handleChat, auth: true, deferred: true, check: fields(chatArgs), cost: 1},
+		"group_chat":   {handle: handleGroupChat, auth: true, deferred: true, check: fields(groupChatArgs), cost: 1},
+		"ack":          {handle: handleAck, auth: true, deferred: true, check: fields(ackArgs), cost: 0.1, overdraw: true},
+		"add_friend":   {handle: handleAddFriend, auth: true, check: fields(friendArgs), cost: 5},
+		"friends":      {handle: handleFriends, auth: true, cost: 2},
+		"create_group": {handle: handleCreateGroup, auth: true, check: fields(createGroupArgs), cost: 5},
+		"join_group":   {handle: handleJoinGroup, auth: true, check: fields(groupArg), cost: 5},
+		"leave_group":  {handle: handleLeaveGroup, auth: true, check: fields(groupArg), cost: 5},
+		"groups":       {handle: handleGroups, auth: true, cost: 2},
+		"whois":        {handle: handleWhois, auth: true, check: fields(whoisArgs), cost: 1},
+		"online":       {handle: handleOnline, auth: true, check: fields(onlineArgs), cost: 5},
+		"history":      {handle: handleHistory, auth: true, check: fields(historyArgs), cost: 2},
 	}
+}
+
+// fields makes a command's check of the function that reads its fields.
+func fields[T any](args func(c *conn, r *Request) (T, *ProtoError)) func(c *conn, r *Request) *ProtoError {
+	return func(c *conn, r *Request) *ProtoError {
+		_, perr := args(c, r)
+		return perr
+	}
+}
+
+// historyReq is a history request's fields.
+type historyReq struct {
+	with, group, before int64
+	hasWith, hasBefore  bool
+	limit               int
+}
+
+// historyArgs reads a history request's fields, as handleHistory does.
+// (handleHistory reads them again itself; it may take them from here.)
+func historyArgs(c *conn, r *Request) (a historyReq, perr *ProtoError) {
+	var hasGroup bool
+	if a.with, a.hasWith, perr = optInt(r.f.With, "with"); perr != nil {
+		return a, perr
+	}
+	if a.group, hasGroup, perr = optInt(r.f.Group, "group"); perr != nil {
+		return a, perr
+	}
+	if a.hasWith == hasGroup {
+		return a, protoErr(wire.CodeBadRequest, `exactly one of "with" and "group" is required`)
+	}
+	if a.before, a.hasBefore, perr = optInt(r.f.Before, "before"); perr != nil {
+		return a, perr
+	}
+	a.limit, perr = clamp(r.f.Limit, "limit", wire.DefaultHistory, wire.MaxHistory)
+	return a, perr
 }
 
 // dispatch runs one request through the shared checks and its handler, and
@@ -73,6 +134,18 @@ func (s *Server) dispatch(c *conn, r *Request) {
 	if cmd.auth && c.sess.Load() == nil {
 		s.metrics.errors.inc(r.Type, string(wire.CodeNotLoggedIn))
 		c.reply(errReply(r.Type, r.RID, protoErr(wire.CodeNotLoggedIn, "log in first")))
+		return
+	}
+	// The fields, then the rate limit: a request that fails its field
+	// checks costs no tokens.
+	if cmd.check != nil {
+		if perr := cmd.check(c, r); perr != nil {
+			c.reply(s.encodeReply(c, r, nil, perr))
+			return
+		}
+	}
+	if perr := s.charge(c, &cmd); perr != nil {
+		c.reply(s.encodeReply(c, r, nil, perr))
 		return
 	}
 	if !cmd.deferred {
@@ -135,22 +208,41 @@ func handleRegister(ctx context.Context, c *conn, r *Request) response {
 	if perr := checkPassword(pass); perr != nil {
 		return fail(perr)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(pass), c.srv.cfg.BcryptCost)
+	srv := c.srv
+	if perr := srv.registerAllowed(c); perr != nil {
+		return fail(perr)
+	}
+	// A taken name costs a lookup, not a hash. (Taken between here and
+	// the insert, it is name_taken from the insert.)
+	switch _, err := srv.store.Account(ctx, name, 0); {
+	case err == nil:
+		return fail(ErrNameTaken)
+	case !errors.Is(err, ErrNoSuchUser):
+		return fail(err)
+	}
+	var hash []byte
+	var herr error
+	if err := srv.hash(ctx, func() {
+		hash, herr = bcrypt.GenerateFromPassword([]byte(pass), srv.cfg.BcryptCost)
+	}); err != nil {
+		return fail(err)
+	}
+	if herr != nil {
+		return fail(herr)
+	}
+	u, err := srv.store.CreateUser(ctx, name, hash)
 	if err != nil {
 		return fail(err)
 	}
-	u, err := c.srv.store.CreateUser(ctx, name, hash)
-	if err != nil {
-		return fail(err)
-	}
-	c.srv.dir.rememberUser(u)
+	srv.dir.rememberUser(u)
 	return ok(struct {
 		User User `json:"user"`
 	}{u})
 }
 
 // dummyHash is compared against when a login names no user, so that a
-// missing user costs as much time as a wrong password.
+// missing user costs as much time as a wrong password. Its first call
+// hashes: call it in a hashing slot.
 func (s *Server) dummyHash() []byte {
 	s.dummyOnce.Do(func() {
 		s.dummy, _ = bcrypt.GenerateFromPassword([]byte("no such user, no such password"), s.cfg.BcryptCost)
@@ -182,25 +274,9 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	if s := c.sess.Load(); s != nil {
 		c.endSession(ctx, s)
 	}
-	denied := bad(wire.CodeBadCredentials, "wrong name or password")
-	var acct Account
-	var err error
-	switch {
-	case byName && !wire.ValidName(name), !byName && uid <= 0:
-		err = ErrNoSuchUser
-	default:
-		acct, err = srv.store.Account(ctx, name, uid)
-	}
-	if errors.Is(err, ErrNoSuchUser) || checkPassword(pass) != nil {
-		// bcrypt would ignore bytes past 72: such a password never matches.
-		bcrypt.CompareHashAndPassword(srv.dummyHash(), []byte(pass))
-		return denied
-	}
+	acct, err := srv.checkLogin(ctx, c, name, byName, uid, pass)
 	if err != nil {
 		return fail(err)
-	}
-	if bcrypt.CompareHashAndPassword(acct.Hash, []byte(pass)) != nil {
-		return denied
 	}
 	srv.dir.rememberUser(acct.User)
 	friends, err := srv.store.Friends(ctx, acct.ID)
@@ -234,6 +310,60 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 			go c.streamBacklog(s.ctx, s, s.backlogDone)
 		},
 	}
+}
+
+// checkLogin checks a login's credentials, within the throttles: the
+// address's before anything is looked up, the account's before the
+// password is hashed, so that a throttled attempt costs no bcrypt. Each
+// failure is logged, never with the password.
+func (s *Server) checkLogin(ctx context.Context, c *conn, name string, byName bool, uid int64, pass string) (Account, error) {
+	who, whoField := name, "name"
+	if !byName {
+		who, whoField = strconv.FormatInt(uid, 10), "id"
+	}
+	at, wait := s.loginTry(c)
+	if at == nil {
+		return Account{}, rateLimited(wait, "too many failed logins from your address; retry after %d ms", retryAfterMS(wait))
+	}
+	var acct Account
+	var err error
+	switch {
+	case byName && !wire.ValidName(name), !byName && uid <= 0:
+		err = ErrNoSuchUser
+	default:
+		acct, err = s.store.Account(ctx, name, uid)
+	}
+	key := "u" + strconv.FormatInt(acct.ID, 10)
+	switch {
+	case errors.Is(err, ErrNoSuchUser):
+		key = whoField[:1] + ":" + who
+	case err != nil:
+		at.done(attemptCancelled)
+		return Account{}, err
+	}
+	if wait := at.onAccount(key, c, whoField, who); wait > 0 {
+		return Account{}, rateLimited(wait, "too many failed logins; retry after %d ms", retryAfterMS(wait))
+	}
+	match := false
+	if herr := s.hash(ctx, func() {
+		if err != nil || checkPassword(pass) != nil {
+			// bcrypt would ignore bytes past 72: such a password never
+			// matches. An unknown user costs a hash all the same.
+			bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(pass))
+			return
+		}
+		match = bcrypt.CompareHashAndPassword(acct.Hash, []byte(pass)) == nil
+	}); herr != nil {
+		at.done(attemptCancelled)
+		return Account{}, herr
+	}
+	if !match {
+		at.done(attemptFailed)
+		c.log.Info("login failed", whoField, logName(who), "reason", "bad_credentials")
+		return Account{}, protoErr(wire.CodeBadCredentials, "wrong name or password")
+	}
+	at.done(attemptSucceeded)
+	return acct, nil
 }
 
 // markOnline fills in the online flags of users and group members; me, the
@@ -307,63 +437,68 @@ func textAndCID(r *Request) (text, cid string, perr *ProtoError) {
 	return text, cid, nil
 }
 
-func rateLimited(c *conn) *ProtoError {
-	if s := c.sess.Load(); s != nil && !s.limiter.allow(time.Now()) {
-		return protoErr(wire.CodeRateLimited, "more than %g messages a second; slow down", c.srv.cfg.Rate)
+// chatReq is a chat or group_chat: to or group, and the text.
+type chatReq struct {
+	to, group int64
+	text, cid string
+}
+
+// chatArgs reads a chat's fields.
+func chatArgs(c *conn, r *Request) (a chatReq, perr *ProtoError) {
+	if a.to, perr = id(r.f.To, "to"); perr != nil {
+		return a, perr
 	}
-	return nil
+	if a.text, a.cid, perr = textAndCID(r); perr != nil {
+		return a, perr
+	}
+	if a.to == c.userID() {
+		return a, protoErr(wire.CodeBadRequest, "you cannot send a message to yourself")
+	}
+	return a, nil
+}
+
+// groupChatArgs reads a group_chat's fields.
+func groupChatArgs(c *conn, r *Request) (a chatReq, perr *ProtoError) {
+	if a.group, perr = id(r.f.Group, "group"); perr != nil {
+		return a, perr
+	}
+	a.text, a.cid, perr = textAndCID(r)
+	return a, perr
 }
 
 // chat {to, text, cid?} -> {message}, once stored
 func handleChat(ctx context.Context, c *conn, r *Request) response {
-	to, perr := id(r.f.To, "to")
-	if perr != nil {
-		return fail(perr)
-	}
-	text, cid, perr := textAndCID(r)
+	a, perr := chatArgs(c, r)
 	if perr != nil {
 		return fail(perr)
 	}
 	s := c.sess.Load()
-	if to == s.user.ID {
-		return bad(wire.CodeBadRequest, "you cannot send a message to yourself")
-	}
-	if perr := rateLimited(c); perr != nil {
-		return fail(perr)
-	}
-	if _, err := c.srv.dir.user(ctx, to); err != nil {
+	if _, err := c.srv.dir.user(ctx, a.to); err != nil {
 		return fail(err)
 	}
-	topic, err := c.srv.dir.pairTopic(ctx, s.user.ID, to)
+	topic, err := c.srv.dir.pairTopic(ctx, s.user.ID, a.to)
 	if err != nil {
 		return fail(err)
 	}
 	return c.srv.submitChat(&chatItem{
-		msg: Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, To: to, Text: text, TS: nowMS()}, Topic: topic},
-		cid: cid,
+		msg: Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, To: a.to, Text: a.text, TS: nowMS()}, Topic: topic},
+		cid: a.cid,
 	})
 }
 
 // group_chat {group, text, cid?} -> {message}, once stored
 func handleGroupChat(ctx context.Context, c *conn, r *Request) response {
-	g, perr := id(r.f.Group, "group")
+	a, perr := groupChatArgs(c, r)
 	if perr != nil {
-		return fail(perr)
-	}
-	text, cid, perr := textAndCID(r)
-	if perr != nil {
-		return fail(perr)
-	}
-	if perr := rateLimited(c); perr != nil {
 		return fail(perr)
 	}
 	s := c.sess.Load()
-	if err := c.srv.checkMember(ctx, s, g); err != nil {
+	if err := c.srv.checkMember(ctx, s, a.group); err != nil {
 		return fail(err)
 	}
 	return c.srv.submitChat(&chatItem{
-		msg: Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, Group: g, Text: text, TS: nowMS()}, Topic: g},
-		cid: cid,
+		msg: Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, Group: a.group, Text: a.text, TS: nowMS()}, Topic: a.group},
+		cid: a.cid,
 	})
 }
 
@@ -397,9 +532,12 @@ func (s *Server) submitChat(it *chatItem) response {
 	}}
 }
 
+// ackArgs reads an ack's ids.
+func ackArgs(c *conn, r *Request) ([]int64, *ProtoError) { return intList(r.f.IDs, "ids") }
+
 // ack {ids} -> {}, once recorded
 func handleAck(ctx context.Context, c *conn, r *Request) response {
-	ids, perr := intList(r.f.IDs, "ids")
+	ids, perr := ackArgs(c, r)
 	if perr != nil {
 		return fail(perr)
 	}
@@ -461,38 +599,50 @@ func handleHistory(ctx context.Context, c *conn, r *Request) response {
 			return fail(err)
 		}
 	}
-	return ok(struct {
-		Messages []*Message `json:"messages"`
-	}{msgs})
+	return ok(srv.historyReply(r, msgs)) // at most -send-buffer: the newest that fit
 }
 
 // --- people ---
 
-// lookup finds the user a request names by "name" or by an id field.
-func (s *Server) lookup(ctx context.Context, r *Request, idRaw []byte, idField string) (User, error) {
-	name, byName, perr := optStr(r.f.Name, "name")
-	if perr != nil {
-		return User{}, perr
+// userRef is how a request names a user: by "name", or by an id field.
+type userRef struct {
+	name   string
+	byName bool
+	id     int64
+}
+
+// refArgs reads the fields that name a user.
+func refArgs(r *Request, idRaw []byte, idField string) (ref userRef, perr *ProtoError) {
+	if ref.name, ref.byName, perr = optStr(r.f.Name, "name"); perr != nil || ref.byName {
+		return ref, perr
 	}
-	if byName {
-		if !wire.ValidName(name) {
-			return User{}, ErrNoSuchUser
-		}
-		a, err := s.store.Account(ctx, name, 0)
-		if err != nil {
-			return User{}, err
-		}
-		s.dir.rememberUser(a.User)
-		return a.User, nil
-	}
-	uid, hasID, perr := optInt(idRaw, idField)
-	if perr != nil {
-		return User{}, perr
+	var hasID bool
+	if ref.id, hasID, perr = optInt(idRaw, idField); perr != nil {
+		return ref, perr
 	}
 	if !hasID {
-		return User{}, protoErr(wire.CodeBadRequest, "%q or \"name\" is required", idField)
+		return ref, protoErr(wire.CodeBadRequest, "%q or \"name\" is required", idField)
 	}
-	return s.dir.user(ctx, uid)
+	return ref, nil
+}
+
+func whoisArgs(c *conn, r *Request) (userRef, *ProtoError)  { return refArgs(r, r.f.ID, "id") }
+func friendArgs(c *conn, r *Request) (userRef, *ProtoError) { return refArgs(r, r.f.Friend, "friend") }
+
+// lookup finds the user a request names.
+func (s *Server) lookup(ctx context.Context, ref userRef) (User, error) {
+	if !ref.byName {
+		return s.dir.user(ctx, ref.id)
+	}
+	if !wire.ValidName(ref.name) {
+		return User{}, ErrNoSuchUser
+	}
+	a, err := s.store.Account(ctx, ref.name, 0)
+	if err != nil {
+		return User{}, err
+	}
+	s.dir.rememberUser(a.User)
+	return a.User, nil
 }
 
 // withOnline returns u with its online flag set.
@@ -507,7 +657,11 @@ func (s *Server) withOnline(ctx context.Context, u User) (User, error) {
 
 // whois {name | id} -> {user}
 func handleWhois(ctx context.Context, c *conn, r *Request) response {
-	u, err := c.srv.lookup(ctx, r, r.f.ID, "id")
+	ref, perr := whoisArgs(c, r)
+	if perr != nil {
+		return fail(perr)
+	}
+	u, err := c.srv.lookup(ctx, ref)
 	if err != nil {
 		return fail(err)
 	}
@@ -521,8 +675,12 @@ func handleWhois(ctx context.Context, c *conn, r *Request) response {
 
 // add_friend {friend | name} -> {friend}
 func handleAddFriend(ctx context.Context, c *conn, r *Request) response {
+	ref, perr := friendArgs(c, r)
+	if perr != nil {
+		return fail(perr)
+	}
 	srv, s := c.srv, c.sess.Load()
-	f, err := srv.lookup(ctx, r, r.f.Friend, "friend")
+	f, err := srv.lookup(ctx, ref)
 	if err != nil {
 		return fail(err)
 	}
@@ -562,9 +720,13 @@ func handleFriends(ctx context.Context, c *conn, r *Request) response {
 	}{friends})
 }
 
+func onlineArgs(c *conn, r *Request) (limit int, perr *ProtoError) {
+	return clamp(r.f.Limit, "limit", wire.DefaultOnline, wire.MaxOnline)
+}
+
 // online {limit?} -> {users, total}
 func handleOnline(ctx context.Context, c *conn, r *Request) response {
-	limit, perr := clamp(r.f.Limit, "limit", wire.DefaultOnline, wire.MaxOnline)
+	limit, perr := onlineArgs(c, r)
 	if perr != nil {
 		return fail(perr)
 	}
@@ -587,24 +749,34 @@ type groupResult struct {
 	Group Group `json:"group"`
 }
 
+type groupSpec struct{ name, desc string }
+
+// createGroupArgs reads a new group's name and description.
+func createGroupArgs(c *conn, r *Request) (a groupSpec, perr *ProtoError) {
+	if a.name, perr = str(r.f.Name, "name"); perr != nil {
+		return a, perr
+	}
+	if utf8.RuneCountInString(a.name) > wire.MaxGroupNameRunes {
+		return a, protoErr(wire.CodeBadRequest, "group names are 1-64 characters")
+	}
+	if present(r.f.Desc) {
+		if r.f.Desc[0] != '"' || json.Unmarshal(r.f.Desc, &a.desc) != nil {
+			return a, protoErr(wire.CodeBadRequest, `"desc" must be a string`)
+		}
+		if utf8.RuneCountInString(a.desc) > wire.MaxGroupDescRunes {
+			return a, protoErr(wire.CodeBadRequest, "group descriptions are at most 256 characters")
+		}
+	}
+	return a, nil
+}
+
 // create_group {name, desc?} -> {group}
 func handleCreateGroup(ctx context.Context, c *conn, r *Request) response {
-	name, perr := str(r.f.Name, "name")
+	a, perr := createGroupArgs(c, r)
 	if perr != nil {
 		return fail(perr)
 	}
-	if utf8.RuneCountInString(name) > wire.MaxGroupNameRunes {
-		return bad(wire.CodeBadRequest, "group names are 1-64 characters")
-	}
-	var desc string
-	if present(r.f.Desc) {
-		if r.f.Desc[0] != '"' || json.Unmarshal(r.f.Desc, &desc) != nil {
-			return bad(wire.CodeBadRequest, `"desc" must be a string`)
-		}
-		if utf8.RuneCountInString(desc) > wire.MaxGroupDescRunes {
-			return bad(wire.CodeBadRequest, "group descriptions are at most 256 characters")
-		}
-	}
+	name, desc := a.name, a.desc
 	s := c.sess.Load()
 	g, err := c.srv.store.CreateGroup(ctx, s.user.ID, name, desc)
 	if err != nil {
@@ -618,9 +790,12 @@ func handleCreateGroup(ctx context.Context, c *conn, r *Request) response {
 	}}})
 }
 
+// groupArg reads the group of join_group and leave_group.
+func groupArg(c *conn, r *Request) (int64, *ProtoError) { return id(r.f.Group, "group") }
+
 // join_group {group} -> {group}
 func handleJoinGroup(ctx context.Context, c *conn, r *Request) response {
-	g, perr := id(r.f.Group, "group")
+	g, perr := groupArg(c, r)
 	if perr != nil {
 		return fail(perr)
 	}
@@ -642,7 +817,7 @@ func handleJoinGroup(ctx context.Context, c *conn, r *Request) response {
 
 // leave_group {group} -> {}
 func handleLeaveGroup(ctx context.Context, c *conn, r *Request) response {
-	g, perr := id(r.f.Group, "group")
+	g, perr := groupArg(c, r)
 	if perr != nil {
 		return fail(perr)
 	}

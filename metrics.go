@@ -30,6 +30,15 @@ type Metrics struct {
 	redisDropped     atomic.Int64 // pushes not sent while Redis was out of reach
 	redisReconnects  atomic.Int64
 	redisSubscribed  atomic.Int64 // 1 while this node's channel is subscribed
+	refusedMaxConns  atomic.Int64 // connections closed at accept: -max-conns reached
+	refusedPerIP     atomic.Int64 // connections closed at accept: -max-conns-per-ip reached
+	loginTimeouts    atomic.Int64 // connections closed for not logging in within -login-timeout
+	sendBufferWaits  atomic.Int64 // times a reader or backlog streamer waited for -send-buffer room
+	historyShrunk    atomic.Int64 // history replies cut to fit -send-buffer
+	passwordHashes   atomic.Int64 // bcrypt operations done
+	hashing          atomic.Int64 // bcrypt operations running
+	loginFailures    atomic.Int64 // logins answered bad_credentials
+	throttled        atomic.Int64 // logins and registers answered rate_limited by a throttle
 	requests         counterVec   // by type
 	errors           counterVec   // by type and code
 	storeLatency     histogramVec // by op
@@ -145,6 +154,16 @@ func formatFloat(f float64) string {
 	return fmt.Sprintf("%g", f)
 }
 
+// refused counts a connection a cap turned away.
+func (m *Metrics) refused(why refusal) {
+	switch why {
+	case refusedMaxConns:
+		m.refusedMaxConns.Add(1)
+	case refusedMaxConnsPerIP:
+		m.refusedPerIP.Add(1)
+	}
+}
+
 // WritePrometheus writes every metric in the text exposition format.
 func (m *Metrics) WritePrometheus(w io.Writer) {
 	gauge := func(name, help string, v int64) {
@@ -155,11 +174,22 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	}
 	gauge("chat_connections", "Open client connections.", m.connections.Load())
 	counter("chat_connections_total", "Client connections accepted.", m.connectionsTotal.Load())
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", "chat_connections_refused_total",
+		"Connections closed at once at accept by a connection cap, by cap.", "chat_connections_refused_total")
+	fmt.Fprintf(w, "chat_connections_refused_total{reason=%q} %d\n", refusedMaxConns, m.refusedMaxConns.Load())
+	fmt.Fprintf(w, "chat_connections_refused_total{reason=%q} %d\n", refusedMaxConnsPerIP, m.refusedPerIP.Load())
+	counter("chat_login_timeouts_total", "Connections closed for not logging in within -login-timeout.", m.loginTimeouts.Load())
 	gauge("chat_sessions", "Logged-in sessions on this node.", m.sessions.Load())
 	counter("chat_messages_stored_total", "Messages stored durably.", m.messagesStored.Load())
 	counter("chat_messages_pushed_total", "Message pushes queued to recipients.", m.messagesPushed.Load())
 	counter("chat_pushes_dropped_total", "Pushes discarded by closing clients too slow to read them (they stay pending).", m.pushesDropped.Load())
-	counter("chat_slow_clients_closed_total", "Connections closed because their send queue overflowed.", m.slowClosed.Load())
+	counter("chat_slow_clients_closed_total", "Connections closed as too slow: their unsent pushes passed -send-queue or -send-buffer.", m.slowClosed.Load())
+	counter("chat_send_buffer_waits_total", "Times reading a connection (or streaming its backlog) paused until its queue drained under -send-buffer.", m.sendBufferWaits.Load())
+	counter("chat_history_shrunk_total", "History replies cut to their newest messages to fit -send-buffer.", m.historyShrunk.Load())
+	counter("chat_password_hashes_total", "bcrypt operations (register, login, and the stand-in hash of a login with an unknown name).", m.passwordHashes.Load())
+	gauge("chat_password_hashing", "bcrypt operations running (at most GOMAXPROCS).", m.hashing.Load())
+	counter("chat_login_failures_total", "Logins answered bad_credentials.", m.loginFailures.Load())
+	counter("chat_throttled_total", "Logins and registers answered rate_limited by the per-account or per-address throttles.", m.throttled.Load())
 	counter("chat_sessions_kicked_total", "Sessions closed by a newer login of the same user.", m.kicked.Load())
 	counter("chat_store_batches_total", "Group-commit transactions.", m.storeBatches.Load())
 	counter("chat_store_batched_items_total", "Requests carried by group-commit transactions.", m.storeBatched.Load())

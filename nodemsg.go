@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strconv"
+	"unicode/utf8"
 )
 
 // A node-to-node message travels through Redis pub/sub. A PUBLISH carries
@@ -19,6 +21,11 @@ import (
 // Numbers missing at the end of a head read as 0, so a node may add fields
 // at the end and an older node still reads the rest. The encoder and the
 // decoder are side by side here; nodemsg_test.go holds them to each other.
+//
+// A frame goes to clients as it came, so the decoder checks that it is one
+// JSON object in UTF-8, as the server checks a client's frames: whatever
+// else reaches the channel (another program, a garbled publish) is
+// dropped, never written to a client, where it would break the framing.
 
 // nodeMsgKind is a record's first field.
 type nodeMsgKind byte
@@ -73,10 +80,17 @@ func (m *nodeMsg) append(b []byte) []byte {
 	return append(b, '\n')
 }
 
-var errNodeMsg = errors.New("malformed node message")
+var (
+	errNodeMsg = errors.New("malformed node message")
+	// errNodeMsgFrame: the record's head is sound but its frame is not one
+	// JSON object; the record is dropped and the next one can be read.
+	errNodeMsgFrame = errors.New("node message whose frame is not a JSON object")
+)
 
 // decodeNodeMsg reads the first record of data and returns the rest. A push's
-// frame is copied: it outlives the envelope.
+// frame is copied: it outlives the envelope. With errNodeMsgFrame the rest
+// is still returned: only that record is lost. With errNodeMsg the rest is
+// nil: the envelope cannot be read further.
 func decodeNodeMsg(data []byte) (m nodeMsg, rest []byte, err error) {
 	head, rest, ok := bytes.Cut(data, []byte{'\n'})
 	if !ok {
@@ -113,7 +127,16 @@ func decodeNodeMsg(data []byte) (m nodeMsg, rest []byte, err error) {
 	if !ok {
 		return m, nil, errNodeMsg
 	}
+	if !validFrame(frame) {
+		return nodeMsg{}, rest, errNodeMsgFrame
+	}
 	m.push.Frame = append(make([]byte, 0, len(frame)+1), frame...)
 	m.push.Frame = append(m.push.Frame, '\n')
 	return m, rest, nil
+}
+
+// validFrame reports whether frame (without its newline) is one JSON object
+// in UTF-8. encoding/json's Valid does not check UTF-8 inside strings.
+func validFrame(frame []byte) bool {
+	return len(frame) > 0 && frame[0] == '{' && utf8.Valid(frame) && json.Valid(frame)
 }

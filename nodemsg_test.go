@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
+
+	"chat/internal/wire"
 )
 
 func TestNodeMsgRoundTrip(t *testing.T) {
@@ -50,13 +55,13 @@ func TestDecodeNodeMsg(t *testing.T) {
 		want nodeMsg
 		err  bool
 	}{
-		{in: "u 5 0 0\nF\n", want: nodeMsg{kind: nodeUserPush, user: 5, push: &Push{Frame: []byte("F\n")}}},
-		{in: "g 3 1 0 9 8 7 6 5\nF\n", want: nodeMsg{kind: nodeGroupPush, group: 3, except: 1, push: &Push{MsgID: 9, At: topicSeq{8, 7}, Frame: []byte("F\n")}}},
+		{in: "u 5 0 0\n{}\n", want: nodeMsg{kind: nodeUserPush, user: 5, push: &Push{Frame: []byte("{}\n")}}},
+		{in: "g 3 1 0 9 8 7 6 5\n{\"a\":[1]}\n", want: nodeMsg{kind: nodeGroupPush, group: 3, except: 1, push: &Push{MsgID: 9, At: topicSeq{8, 7}, Frame: []byte("{\"a\":[1]}\n")}}},
 		{in: "k 5\n", want: nodeMsg{kind: nodeKick, user: 5}},
 		{in: "r\n", want: nodeMsg{kind: nodeRedeliver}},
 		{in: "", err: true},
 		{in: "u 5 0 0", err: true},
-		{in: "u 5 0 0\nF", err: true},
+		{in: "u 5 0 0\n{}", err: true},
 		{in: "x 1\n", err: true},
 		{in: "uu 1\n", err: true},
 		{in: "\n", err: true},
@@ -70,6 +75,39 @@ func TestDecodeNodeMsg(t *testing.T) {
 		if err == nil && !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q:\n got %+v %+v\nwant %+v %+v", tt.in, got, got.push, tt.want, tt.want.push)
 		}
+	}
+}
+
+// A push whose frame is not one JSON object in UTF-8 is dropped, never
+// passed on to clients; the records after it are still read.
+func TestDecodeNodeMsgBadFrame(t *testing.T) {
+	t.Parallel()
+	for _, frame := range []string{
+		"F",                       // not JSON
+		"",                        // empty
+		" {}",                     // not starting with the object
+		"[1,2]",                   // JSON, not an object
+		`"text"`,                  // likewise
+		`{"type":"message"`,       // cut short
+		`{"type":"message"}{}`,    // two values
+		`{"type":"message"}x`,     // trailing garbage
+		"{\"text\":\"\xff\xfe\"}", // not UTF-8
+		"{\"text\":\"\x00\"}",     // a raw control character
+	} {
+		env := "u 5 0 0\n" + frame + "\nk 7 9\n"
+		m, rest, err := decodeNodeMsg([]byte(env))
+		if !errors.Is(err, errNodeMsgFrame) || m.push != nil {
+			t.Errorf("frame %q: got %+v, %v; want errNodeMsgFrame", frame, m, err)
+			continue
+		}
+		next, rest, err := decodeNodeMsg(rest)
+		if err != nil || next != (nodeMsg{kind: nodeKick, user: 7, session: 9}) || len(rest) != 0 {
+			t.Errorf("frame %q: the next record: %+v, %v, rest %q", frame, next, err, rest)
+		}
+	}
+	// A group push likewise.
+	if _, _, err := decodeNodeMsg([]byte("g 3 1 0\nnot json\n")); !errors.Is(err, errNodeMsgFrame) {
+		t.Errorf("group push with a bad frame: %v", err)
 	}
 }
 
@@ -93,4 +131,35 @@ func FuzzDecodeNodeMsg(f *testing.F) {
 			data = rest
 		}
 	})
+}
+
+// BenchmarkDecodeNodeMsg decodes one message push as a node receives it:
+// a short chat, and one at the largest text (4096 bytes); and times the
+// frame check (validFrame) alone.
+func BenchmarkDecodeNodeMsg(b *testing.B) {
+	for _, n := range []int{16, 4096} {
+		text := strings.Repeat("see you at 6, \"the usual\" place? ", n/32+1)[:n]
+		msg := &Message{Message: wire.Message{ID: 981, From: 12, FromName: "alice", To: 13, Text: text, TS: 1764300000000}, Topic: 77, Seq: 5}
+		m := nodeMsg{kind: nodeUserPush, user: 13, push: &Push{Kind: pushMessage, MsgID: 981, At: topicSeq{77, 5}, Frame: messagePush(msg, false)}}
+		env := m.append(nil)
+		b.Run(fmt.Sprintf("text=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(env)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := decodeNodeMsg(env); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		// The frame check alone: what validating costs of the above.
+		frame := m.push.Frame[:len(m.push.Frame)-1]
+		b.Run(fmt.Sprintf("text=%d/validFrame", n), func(b *testing.B) {
+			b.SetBytes(int64(len(frame)))
+			for b.Loop() {
+				if !validFrame(frame) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
 }

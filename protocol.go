@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"chat/internal/wire"
@@ -361,7 +362,17 @@ func errReply(typ string, rid json.RawMessage, e *ProtoError) []byte {
 	b = wire.AppendString(b, string(e.Code))
 	b = append(b, `,"error":`...)
 	b = wire.AppendString(b, e.Msg)
+	if e.RetryAfter > 0 {
+		b = append(b, `,"retry_after":`...)
+		b = strconv.AppendInt(b, retryAfterMS(e.RetryAfter), 10)
+	}
 	return append(b, "}\n"...)
+}
+
+// retryAfterMS is d in whole milliseconds, rounded up: a client that waits
+// that long is not early.
+func retryAfterMS(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // pushFrame encodes a push: {"type":T, ...fields of v}.

@@ -15,7 +15,7 @@ import (
 )
 
 // Unit tests of the wire layer: protocol.go's decoding, field helpers and
-// encoders, and session.go's rate limiter. No server, no store.
+// encoders, and ratelimit.go's token bucket. No server, no store.
 
 // protoCodes is every error code docs/protocol.md lists.
 var protoCodes = map[wire.Code]bool{

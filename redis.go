@@ -47,11 +47,20 @@ type redisCluster struct {
 	// heartbeat; any other node's claims count (a new node is alive at once).
 	dead atomic.Pointer[map[string]bool]
 
+	badMsgs  atomic.Int64 // malformed node messages dropped since the last warning
+	badLogAt atomic.Int64 // when that warning was logged (Unix ns)
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-func newRedisCluster(srv *Server, addr, prefix string) (*redisCluster, error) {
+// newRedisCluster connects to the Redis of -redis (redisurl.go: host:port,
+// redis:// or rediss://). Errors show -redis with its password redacted.
+func newRedisCluster(srv *Server, redisURL, prefix string) (*redisCluster, error) {
+	target, err := parseRedisTarget(redisURL)
+	if err != nil {
+		return nil, err
+	}
 	rc := &redisCluster{
 		srv:    srv,
 		prefix: prefix,
@@ -61,10 +70,7 @@ func newRedisCluster(srv *Server, addr, prefix string) (*redisCluster, error) {
 		pool: &redis.Pool{
 			MaxIdle:     16,
 			IdleTimeout: time.Minute,
-			Dial: func() (redis.Conn, error) {
-				return redis.Dial("tcp", addr, redis.DialConnectTimeout(redisTimeout),
-					redis.DialReadTimeout(redisTimeout), redis.DialWriteTimeout(redisTimeout))
-			},
+			Dial:        target.dial,
 			TestOnBorrow: func(c redis.Conn, t time.Time) error {
 				if time.Since(t) < 10*time.Second {
 					return nil
@@ -78,7 +84,7 @@ func newRedisCluster(srv *Server, addr, prefix string) (*redisCluster, error) {
 	c := rc.pool.Get()
 	defer c.Close()
 	if _, err := c.Do("PING"); err != nil {
-		return nil, fmt.Errorf("redis %s: %w", addr, err)
+		return nil, fmt.Errorf("redis %s: %w", target, err)
 	}
 	return rc, nil
 }

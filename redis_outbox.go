@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"strconv"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -175,8 +177,12 @@ func (rc *redisCluster) receive(data []byte) {
 	for len(data) > 0 {
 		m, rest, err := decodeNodeMsg(data)
 		if err != nil {
-			rc.srv.log.Warn("redis: a malformed node message", "err", err)
-			return
+			rc.malformed(err)
+			if !errors.Is(err, errNodeMsgFrame) {
+				return // the envelope's framing is lost
+			}
+			data = rest // only that record's frame was bad
+			continue
 		}
 		data = rest
 		switch m.kind {
@@ -195,4 +201,23 @@ func (rc *redisCluster) receive(data []byte) {
 			rc.srv.store.recent.note(m.push.MsgID, m.push.At)
 		}
 	}
+}
+
+// malformedLogEvery spaces the warnings about malformed node messages: a
+// stream of them (another program publishing on our channel) must not
+// flood the log.
+const malformedLogEvery = 10 * time.Second
+
+// malformed drops a node message that could not be read: it reaches no
+// client. It is logged at most once per malformedLogEvery, with how many
+// were dropped since the last warning.
+func (rc *redisCluster) malformed(err error) {
+	n := rc.badMsgs.Add(1)
+	now := time.Now().UnixNano()
+	last := rc.badLogAt.Load()
+	if now-last < int64(malformedLogEvery) || !rc.badLogAt.CompareAndSwap(last, now) {
+		return
+	}
+	rc.badMsgs.Add(-n)
+	rc.srv.log.Warn("redis: dropped malformed node messages", "err", err, "dropped", n, "node", rc.node)
 }

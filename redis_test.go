@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -227,5 +228,51 @@ func TestClusterRedisRestart(t *testing.T) {
 	}
 	if f := b.must("online", nil); f.num("total") != 3 {
 		t.Fatalf("presence not re-announced after the restart: %v", f)
+	}
+}
+
+// A node message whose frame is not one JSON object reaches no client; the
+// records around it are delivered. No Redis is needed: the envelope is
+// handed to receive as the subscriber would.
+func TestRedisReceiveDropsMalformed(t *testing.T) {
+	ts := startServer(t, sqliteURL(t))
+	a := newUser(t, ts.addr, "rcv")
+	rc := &redisCluster{srv: ts.srv, prefix: "chattest", node: "n1"}
+	probe := func(n int) []byte {
+		m := nodeMsg{kind: nodeUserPush, user: a.user, push: &Push{Frame: []byte(fmt.Sprintf(`{"type":"probe","n":%d}`+"\n", n))}}
+		return m.append(nil)
+	}
+	head := fmt.Sprintf("u %d 0 0\n", a.user)
+	var env []byte
+	env = append(env, probe(1)...)
+	env = append(env, head+`{"type":"probe","n":2`+"\n"...) // cut short
+	env = append(env, probe(3)...)
+	env = append(env, head+"PING\n"...)
+	env = append(env, head+`["probe",5]`+"\n"...)
+	env = append(env, probe(6)...)
+	rc.receive(env)
+	rc.receive(append(probe(7), head...)) // a head without its frame: the rest is lost
+	for _, want := range []int64{1, 3, 6, 7} {
+		if got := a.push("probe", 5*time.Second).num("n"); got != want {
+			t.Fatalf("probe %d, want %d", got, want)
+		}
+	}
+	a.quiet("probe", 200*time.Millisecond)
+}
+
+// The warning about malformed node messages comes at most once per
+// malformedLogEvery, with the count since the last one.
+func TestRedisMalformedLog(t *testing.T) {
+	var buf syncBuffer
+	rc := &redisCluster{srv: &Server{log: slog.New(slog.NewTextHandler(&buf, nil))}, prefix: "chat", node: "n1"}
+	for range 3 {
+		rc.malformed(errNodeMsgFrame)
+	}
+	rc.badLogAt.Store(time.Now().Add(-malformedLogEvery).UnixNano()) // as if the period had passed
+	rc.malformed(errNodeMsg)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "dropped=1") || !strings.Contains(lines[1], "dropped=3") ||
+		!strings.Contains(lines[0], "node=n1") {
+		t.Fatalf("log:\n%s", buf.String())
 	}
 }

@@ -32,6 +32,11 @@ func runServer(args []string, getenv func(string) string, stdout, stderr io.Writ
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the TLS certificate (a failed reload keeps the old
+	// one); it never stops the server.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hup) }()
 	srv, err := NewServer(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "chat server: %s\n", oneLine(err))
@@ -42,7 +47,12 @@ func runServer(args []string, getenv func(string) string, stdout, stderr io.Writ
 		srv.Shutdown(context.Background())
 		return 1
 	}
-	log.Info("chat server listening", "addr", srv.Addr().String(), "db", srv.store.d.name, "node", cfg.Node, "admin", cfg.Admin)
+	go func() {
+		for range hup { // until the deferred close
+			srv.ReloadCertificates() // it logs the outcome
+		}
+	}()
+	log.Info("chat server listening", "addr", srv.Addr().String(), "db", redactDBURL(cfg.DB), "redis", redactRedisURL(cfg.Redis), "node", cfg.Node, "admin", cfg.Admin, "pprof", cfg.Pprof)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	select {

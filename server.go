@@ -53,10 +53,15 @@ type Server struct {
 	dummyOnce sync.Once
 	dummy     []byte // bcrypt hash compared against for unknown users
 
+	// abuse is the per-user rate limit, the login and register
+	// throttles and the hashing slots (throttle.go); see guard().
+	abuse guard
+
 	closing   atomic.Bool
 	quit      chan struct{} // closed by Shutdown: stops the node's own goroutines
 	nextID    atomic.Uint64
 	userLocks userLocks
+	limiter   *connLimiter // -max-conns, -max-conns-per-ip
 
 	mu    sync.Mutex // guards the fields below
 	ln    net.Listener
@@ -87,6 +92,7 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 		presence: newLocalPresence(),
 		router:   localRouter{hub: h},
 		conns:    map[*conn]struct{}{},
+		limiter:  newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP),
 	}
 	s.dir.store = store
 	// Session ids must not repeat across restarts of a node: presence in
@@ -123,12 +129,18 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 	return s, nil
 }
 
-// Listen binds the client and admin addresses. Serve then accepts.
+// Listen reads the TLS certificate, if any, and binds the client and admin
+// addresses. Serve then accepts.
 func (s *Server) Listen() error {
+	certs, err := s.loadCertificates() // nil without -tls-cert
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 	}
+	ln = s.clientListener(ln, certs) // TLS with a certificate (tls.go)
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
@@ -144,6 +156,7 @@ func (s *Server) Listen() error {
 		s.mu.Unlock()
 		go srv.Serve(aln)
 	}
+	s.logClientPort() // TLS, or a warning for plain text on a reachable address
 	return nil
 }
 
@@ -159,6 +172,7 @@ func (s *Server) Serve() error {
 	s.mu.Lock()
 	ln := s.ln
 	s.mu.Unlock()
+	warnFileLimit(s.log, s.cfg.MaxConns)
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -176,6 +190,14 @@ func (s *Server) Serve() error {
 			return fmt.Errorf("accept: %w", err)
 		}
 		backoff = 0
+		// Past a connection cap the connection is closed at once: no
+		// reply, nothing started for it.
+		release, refused := s.limiter.acquire(nc.RemoteAddr())
+		if refused != admitted {
+			s.metrics.refused(refused)
+			nc.Close()
+			continue
+		}
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 			tc.SetKeepAlive(true)
@@ -185,6 +207,7 @@ func (s *Server) Serve() error {
 		if s.closing.Load() {
 			s.mu.Unlock()
 			nc.Close()
+			release()
 			return nil
 		}
 		s.conns[c] = struct{}{}
@@ -195,6 +218,7 @@ func (s *Server) Serve() error {
 		go func() {
 			defer s.wg.Done()
 			c.serve()
+			release()
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
@@ -294,8 +318,10 @@ func (s *Server) pushPresence(sess *session, online bool) {
 	}
 }
 
-// adminHandler serves /healthz, /metrics and the profiler under
-// /debug/pprof/ (go tool pprof http://ADMIN/debug/pprof/profile).
+// adminHandler serves /healthz, /metrics and, with -pprof, the profiler
+// under /debug/pprof/ (go tool pprof http://ADMIN/debug/pprof/profile).
+// Nothing it serves shows a secret: /debug/pprof/cmdline, the command line
+// with the -db and -redis passwords on it, is not served even with -pprof.
 func (s *Server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -315,11 +341,13 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if s.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", http.NotFound)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		var buf bytes.Buffer // no metric lock is held while the client reads
 		s.metrics.WritePrometheus(&buf)

@@ -9,11 +9,10 @@ import (
 
 // session is a logged-in user on one connection.
 type session struct {
-	user    User
-	ref     SessionRef
-	limiter rateLimiter     // reader goroutine only
-	ctx     context.Context // ends with the session
-	cancel  func()          // ends ctx
+	user   User
+	ref    SessionRef
+	ctx    context.Context // ends with the session
+	cancel func()          // ends ctx
 	// backlogDone is closed when the backlog streamer has finished.
 	backlogDone chan struct{}
 	mu          sync.Mutex // guards the sets below
@@ -66,32 +65,6 @@ func addID(ids []int64, id int64) []int64 {
 	return slices.Insert(ids, i, id)
 }
 
-// rateLimiter is a token bucket: rate tokens a second, up to burst.
-type rateLimiter struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
-}
-
-func newRateLimiter(rate float64) rateLimiter {
-	burst := max(2*rate, 1) // a rate under 0.5/s still lets one through
-	return rateLimiter{rate: rate, burst: burst, tokens: burst, last: time.Now()}
-}
-
-// allow takes a token if there is one. A zero rate is unlimited.
-func (l *rateLimiter) allow(now time.Time) bool {
-	if l.rate == 0 {
-		return true
-	}
-	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
-	l.last = now
-	if l.tokens < 1 {
-		return false
-	}
-	l.tokens--
-	return true
-}
-
 // startSession makes u the user of c: it takes the user's presence (kicking
 // an older session), subscribes to its groups and tells its friends. Online
 // first, then the backlog: a message stored in between is routed live, and
@@ -99,10 +72,8 @@ func (l *rateLimiter) allow(now time.Time) bool {
 func (c *conn) startSession(ctx context.Context, u User, friends []User, groups []Group) (*session, error) {
 	srv := c.srv
 	s := &session{
-		user:    u,
-		ref:     SessionRef{Node: srv.cfg.Node, ID: c.id},
-		limiter: newRateLimiter(srv.cfg.Rate),
-
+		user:        u,
+		ref:         SessionRef{Node: srv.cfg.Node, ID: c.id},
 		backlogDone: make(chan struct{}),
 	}
 	s.friends = make([]int64, 0, len(friends))

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # A local chat cluster: N server nodes behind nginx, on MySQL and Redis.
 #
-#   scripts/cluster.sh up [-n N] [-d DIR] [-p PORT] [-- SERVER FLAGS...]
+#   scripts/cluster.sh up [-n N] [-d DIR] [-p PORT] [--tls CERT KEY] [-- SERVER FLAGS...]
 #       build the server into DIR/chat-server, start MySQL and Redis unless
 #       CHAT_MYSQL / CHAT_REDIS name them, start N nodes (default 3) and nginx
 #       in front of them on 127.0.0.1:PORT (default 8000 when free, else a free
 #       port; -p 0: always a free port), wait until every node's /healthz is
 #       200 and the front port accepts, print a summary and write it to
 #       DIR/cluster.env. Flags after `--` go to every node (e.g. -rate 0).
+#       --tls CERT KEY (or -t): PEM files, valid for 127.0.0.1; every node
+#       speaks TLS only (-tls-cert, -tls-key; SIGHUP reloads them) and nginx
+#       passes TLS through (deploy/nginx-chat.conf.tmpl)
 #   scripts/cluster.sh down [-d DIR] [--purge]
 #       stop nginx, the nodes, and the MySQL/Redis that `up` started
 #       (idempotent); --purge also deletes DIR
@@ -33,7 +36,8 @@
 #
 # DIR/cluster.env holds shell KEY='VALUE' lines: FRONT, NODES, NODEi_NAME,
 # NODEi_ADDR, NODEi_ADMIN, NODEi_PID, NODEi_LOG, NODEi_STOP, NODEi_START,
-# NODEi_KILL, NGINX_PID, MYSQL_DSN, REDIS_ADDR, MYSQL_STARTED, REDIS_STARTED...
+# NODEi_KILL, NGINX_PID, MYSQL_DSN, REDIS_ADDR, MYSQL_STARTED, REDIS_STARTED...;
+# with --tls also TLS=1, TLS_CERT and TLS_KEY (absolute paths).
 # The nodes' logs are DIR/nodeI.log, nginx's DIR/nginx-error.log and
 # DIR/nginx-access.log.
 set -euo pipefail
@@ -51,7 +55,7 @@ NGINX_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 APT_LINE="apt-get update && apt-get install -y --no-install-recommends nginx libnginx-mod-stream"
 
 usage() {
-	sed -n '2,25p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,28p' "$SELF" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -244,6 +248,7 @@ node_args() { # node_args I: the command line of node I, one argument a line
 	addr=NODE${i}_ADDR admin=NODE${i}_ADMIN
 	printf '%s\n' "$DIR/chat-server" -listen "${!addr}" -node "node$i" \
 		-db "mysql:$MYSQL_DSN" -redis "$REDIS_ADDR" -admin "${!admin}"
+	if [ -n "${TLS:-}" ]; then printf '%s\n' -tls-cert "$TLS_CERT" -tls-key "$TLS_KEY"; fi
 	if [ -s "$DIR/node-args" ]; then cat "$DIR/node-args"; fi
 }
 
@@ -281,12 +286,13 @@ wait_node() { # wait_node I: until /healthz says 200; fail if the node exits
 
 # --- commands ----------------------------------------------------------------------
 
-# parse_opts "$@": -d DIR, -n N, -p PORT, --kill, --purge, -- REST
-OPT_DIR= OPT_N=3 OPT_PORT= OPT_KILL= OPT_PURGE= REST=() POS=()
+# parse_opts "$@": -d DIR, -n N, -p PORT, --tls CERT KEY, --kill, --purge, -- REST
+OPT_DIR= OPT_N=3 OPT_PORT= OPT_KILL= OPT_PURGE= OPT_TLS_CERT= OPT_TLS_KEY= REST=() POS=()
 parse_opts() {
 	while [ $# -gt 0 ]; do
 		case $1 in
 		-d) [ $# -ge 2 ] || usage; OPT_DIR=$2; shift 2 ;;
+		-t | --tls) [ $# -ge 3 ] || usage; OPT_TLS_CERT=$2 OPT_TLS_KEY=$3; shift 3 ;;
 		-n) [ $# -ge 2 ] || usage; OPT_N=$2; shift 2 ;;
 		-p) [ $# -ge 2 ] || usage; OPT_PORT=$2; shift 2 ;;
 		--kill) OPT_KILL=--kill; shift ;;
@@ -317,6 +323,16 @@ cmd_up() {
 		die "a cluster is already running in $DIR (scripts/cluster.sh down -d $DIR first)"
 	fi
 	ENV_KEYS=()
+	unset TLS TLS_CERT TLS_KEY # a previous run's, from load_env
+	if [ -n "$OPT_TLS_CERT" ]; then
+		local f
+		for f in "$OPT_TLS_CERT" "$OPT_TLS_KEY"; do
+			[ -f "$f" ] && [ -r "$f" ] || die "--tls: cannot read $f"
+		done
+		setv TLS 1
+		setv TLS_CERT "$(abs_path "$OPT_TLS_CERT")"
+		setv TLS_KEY "$(abs_path "$OPT_TLS_KEY")"
+	fi
 	rm -f "$DIR/cluster.env" "$DIR"/node*.pid "$DIR/nginx.pid"
 	ensure_nginx
 	trap cleanup_failed_up EXIT
@@ -420,6 +436,10 @@ cmd_up() {
 	summary
 }
 
+abs_path() { # abs_path FILE: FILE with an absolute directory
+	printf '%s/%s\n' "$(cd "$(dirname "$1")" && pwd -P)" "$(basename "$1")"
+}
+
 render_nginx() {
 	local servers="" i addr line
 	for ((i = 1; i <= NODES; i++)); do
@@ -449,7 +469,11 @@ any_node_alive() {
 
 summary() {
 	echo "chat cluster in $DIR"
-	echo "  front (nginx):  $FRONT   pid ${NGINX_PID:-?}   (nc ${FRONT%:*} ${FRONT##*:})"
+	if [ -n "${TLS:-}" ]; then
+		echo "  front (nginx):  $FRONT   pid ${NGINX_PID:-?}   (openssl s_client -connect $FRONT)"
+	else
+		echo "  front (nginx):  $FRONT   pid ${NGINX_PID:-?}   (nc ${FRONT%:*} ${FRONT##*:})"
+	fi
 	local i n a p
 	for ((i = 1; i <= NODES; i++)); do
 		n=NODE${i}_ADDR a=NODE${i}_ADMIN p=NODE${i}_PID
@@ -457,6 +481,10 @@ summary() {
 	done
 	echo "  MySQL:          $MYSQL_DSN${MYSQL_STARTED:+ (private, $DIR/mysql)}"
 	echo "  Redis:          $REDIS_ADDR${REDIS_STARTED:+ (private, $DIR/redis)}"
+	if [ -n "${TLS:-}" ]; then
+		echo "  TLS:            every node, cert $TLS_CERT, key $TLS_KEY; nginx passes it through; kill -HUP a node reloads them"
+		echo "  client:         go run -tags client . -ca ROOT.pem ${FRONT%:*} ${FRONT##*:}   (ROOT.pem: the CA that signed the cert; a self-signed cert is its own: -ca $TLS_CERT)"
+	fi
 	echo "  state:          $DIR/cluster.env"
 	echo "  stop:           $SELF down -d $DIR"
 }
@@ -561,6 +589,7 @@ cmd_start_node() {
 cmd=$1
 shift
 parse_opts "$@"
+if [ -n "$OPT_TLS_CERT" ] && [ "$cmd" != up ]; then die "--tls goes with up (start-node reuses what up recorded)"; fi
 case $cmd in
 up) cmd_up ;;
 down) cmd_down ;;

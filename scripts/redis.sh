@@ -4,6 +4,15 @@
 #   scripts/redis.sh start DIR PORT   start redis-server on 127.0.0.1:PORT
 #                                      (no persistence), wait for PONG
 #   scripts/redis.sh stop DIR          stop the instance of DIR (idempotent)
+#
+# Optional, for the tests of Redis AUTH and TLS (read at start):
+#
+#   CHAT_REDIS_PASSWORD=PASS   require this password (requirepass); it goes
+#                              into DIR/redis.conf (mode 600), not onto the
+#                              command line
+#   CHAT_REDIS_TLS_CERT=FILE   with CHAT_REDIS_TLS_KEY and CHAT_REDIS_TLS_CA
+#   CHAT_REDIS_TLS_KEY=FILE    (PEM): PORT speaks TLS only, without client
+#   CHAT_REDIS_TLS_CA=FILE     certificates (tls-auth-clients no)
 set -euo pipefail
 
 PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"
@@ -96,13 +105,42 @@ scan_for_instance() {
 	return 1
 }
 
+PASSWORD=${CHAT_REDIS_PASSWORD:-}
+TLS_CERT=${CHAT_REDIS_TLS_CERT:-} TLS_KEY=${CHAT_REDIS_TLS_KEY:-} TLS_CA=${CHAT_REDIS_TLS_CA:-}
+
 cli() { # cli PORT ARGS...
 	local port=$1
 	shift
-	if command -v timeout >/dev/null 2>&1; then
-		timeout 5 "$CLI" -h 127.0.0.1 -p "$port" "$@" </dev/null
+	local cmd=("$CLI" -h 127.0.0.1 -p "$port")
+	if [ -n "$TLS_CERT" ]; then cmd+=(--tls --cacert "$TLS_CA"); fi
+	if command -v timeout >/dev/null 2>&1; then cmd=(timeout 5 "${cmd[@]}"); fi
+	if [ -n "$PASSWORD" ]; then
+		# REDISCLI_AUTH: the password stays off redis-cli's command line
+		REDISCLI_AUTH=$PASSWORD "${cmd[@]}" "$@" </dev/null
 	else
-		"$CLI" -h 127.0.0.1 -p "$port" "$@" </dev/null
+		"${cmd[@]}" "$@" </dev/null
+	fi
+}
+
+# write_conf DIR: DIR/redis.conf with what must not be on the command line
+# (the password), and the TLS settings.
+write_conf() {
+	local conf=$1/redis.conf
+	(umask 077 && : >"$conf") && chmod 600 "$conf"
+	if [ -n "$PASSWORD" ]; then
+		# a quoted string in redis.conf: \ and \" are escapes
+		local quoted=${PASSWORD//\\/\\\\}
+		quoted=${quoted//\"/\\\"}
+		printf 'requirepass "%s"\n' "$quoted" >>"$conf"
+	fi
+	if [ -n "$TLS_CERT$TLS_KEY$TLS_CA" ]; then
+		if [ -z "$TLS_CERT" ] || [ -z "$TLS_KEY" ] || [ -z "$TLS_CA" ]; then
+			log "CHAT_REDIS_TLS_CERT, CHAT_REDIS_TLS_KEY and CHAT_REDIS_TLS_CA go together"
+			exit 2
+		fi
+		# absolute: redis-server reads them after changing to DIR
+		printf 'tls-cert-file "%s"\ntls-key-file "%s"\ntls-ca-cert-file "%s"\ntls-auth-clients no\n' \
+			"$(readlink -f "$TLS_CERT")" "$(readlink -f "$TLS_KEY")" "$(readlink -f "$TLS_CA")" >>"$conf"
 	fi
 }
 
@@ -145,9 +183,12 @@ cmd_start() {
 	local logoff=0
 	if [ -f "$dir/redis.log" ]; then logoff=$(wc -c <"$dir/redis.log"); fi
 
+	write_conf "$dir"
+	local ports=(--port "$port")
+	if [ -n "$TLS_CERT" ]; then ports=(--port 0 --tls-port "$port"); fi
 	# --daemonize yes: the server detaches itself; no inherited stdio is kept
 	# open (a caller such as a Go exec.Command would wait for it otherwise).
-	if ! "$SERVER" --port "$port" --bind 127.0.0.1 --daemonize yes \
+	if ! "$SERVER" "$dir/redis.conf" "${ports[@]}" --bind 127.0.0.1 --daemonize yes \
 		--dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
 		--save "" --appendonly no </dev/null >"$dir/redis.out" 2>&1; then
 		fail_start "$dir" "redis-server failed to start (port $port)"

@@ -10,7 +10,10 @@
 package client
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -44,6 +47,13 @@ type Options struct {
 	BackoffMin time.Duration // the first reconnect delay; it doubles up to BackoffMax (default 0.2 s)
 	BackoffMax time.Duration // the longest reconnect delay (default 10 s)
 	GiveUp     time.Duration // plain mode, input ended: stop reconnecting after this long (default 2 min)
+
+	// TLS makes every connection, reconnects included, a TLS one (TLS 1.2
+	// at least), the server's certificate checked against the system's
+	// roots for the host of Addr. CA names a PEM file of more roots to
+	// trust (a private CA, a self-signed certificate); it implies TLS.
+	TLS bool
+	CA  string
 }
 
 const defaultAddr = "127.0.0.1:6000"
@@ -61,7 +71,8 @@ type config struct {
 	backoffMin  time.Duration  // see Options
 	backoffMax  time.Duration  // see Options
 	giveUp      time.Duration  // see Options
-	dialTimeout time.Duration
+	dialTimeout time.Duration  // the TCP connect, and the TLS handshake after it
+	tls         *tls.Config    // nil: plain TCP
 }
 
 func (o Options) config() config {
@@ -92,21 +103,70 @@ func (o Options) config() config {
 	return cfg
 }
 
-const usageText = `usage: chat-client [HOST:PORT | HOST PORT]   (default ` + defaultAddr + `)
+// tlsConfig is the TLS configuration the options ask for, nil for plain
+// TCP; addr is the server's (its host is the name checked). Its errors are
+// about the -ca file.
+func (o Options) tlsConfig(addr string) (*tls.Config, error) {
+	if !o.TLS && o.CA == "" {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	if o.CA != "" {
+		pem, err := os.ReadFile(o.CA)
+		if err != nil {
+			return nil, fmt.Errorf("-ca: %w", err)
+		}
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-ca %s: no PEM certificate in it", o.CA)
+		}
+		conf.RootCAs = roots
+	}
+	return conf, nil
+}
+
+const usageText = `usage: chat-client [-tls] [-ca FILE] [HOST:PORT | HOST PORT]   (default ` + defaultAddr + `)
+  -tls       speak TLS; the server's certificate must be valid for HOST
+  -ca FILE   also trust the PEM root certificate(s) in FILE; implies -tls
 On a terminal: an interactive prompt; /help lists the commands.
 Otherwise: one command a line on standard input, one line a reply or push on
 standard output; the exit status is 1 if a command failed (see docs/client.md).`
 
 var errHelp = errors.New("help requested")
 
-// parseArgs turns the command line into an address.
-func parseArgs(args []string) (string, error) {
-	for _, a := range args {
-		if a == "-h" || a == "-help" || a == "--help" {
-			return "", errHelp
+// parseArgs turns the command line, flags first, into Options.
+func parseArgs(args []string) (Options, error) {
+	var opt Options
+	fs := flag.NewFlagSet("chat-client", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.BoolVar(&opt.TLS, "tls", false, "")
+	fs.StringVar(&opt.CA, "ca", "", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return opt, errHelp
 		}
+		return opt, err
+	}
+	if opt.CA != "" {
+		opt.TLS = true
+	}
+	addr, err := parseAddr(fs.Args())
+	opt.Addr = addr
+	return opt, err
+}
+
+// parseAddr turns the arguments after the flags into an address.
+func parseAddr(args []string) (string, error) {
+	for _, a := range args {
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			return "", fmt.Errorf("unknown flag %s", a)
+			return "", fmt.Errorf("%s after the address: flags go first", a)
 		}
 	}
 	switch len(args) {
@@ -130,12 +190,13 @@ func parseArgs(args []string) (string, error) {
 	return "", errors.New("too many arguments")
 }
 
-// Run is the client's main: the command-line arguments ([HOST:PORT | HOST
-// PORT]) in, the exit status out: 0 when every command succeeded, 1 when
-// one failed or the server could not be reached (one line on stderr), 2
-// for bad arguments. Colour is used on a terminal unless NO_COLOR is set.
+// Run is the client's main: the command-line arguments ([-tls] [-ca FILE]
+// [HOST:PORT | HOST PORT]) in, the exit status out: 0 when every command
+// succeeded, 1 when one failed or the server could not be reached or
+// trusted, or the -ca file is bad (one line on stderr), 2 for bad
+// arguments. Colour is used on a terminal unless NO_COLOR is set.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	addr, err := parseArgs(args)
+	opt, err := parseArgs(args)
 	if err == errHelp {
 		fmt.Fprintln(stdout, usageText)
 		return 0
@@ -144,7 +205,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "chat: %v\n%s\n", err, usageText)
 		return 2
 	}
-	return RunWith(Options{Addr: addr}, stdin, stdout, stderr, os.Getenv("NO_COLOR") == "")
+	return RunWith(opt, stdin, stdout, stderr, os.Getenv("NO_COLOR") == "")
 }
 
 // RunWith runs the client as Run does, with opt instead of arguments. The
@@ -152,7 +213,13 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // (*os.File), plain lines otherwise; color allows colour on a terminal. It
 // returns the exit status.
 func RunWith(opt Options, stdin io.Reader, stdout, stderr io.Writer, color bool) int {
-	return run(opt.config(), stdin, stdout, stderr, color)
+	cfg := opt.config()
+	var err error
+	if cfg.tls, err = opt.tlsConfig(cfg.addr); err != nil {
+		fmt.Fprintf(stderr, "chat: %s\n", err)
+		return 1
+	}
+	return run(cfg, stdin, stdout, stderr, color)
 }
 
 func run(cfg config, stdin io.Reader, stdout, stderr io.Writer, color bool) int {
@@ -200,6 +267,10 @@ func terminalFDs(stdin io.Reader, stdout io.Writer) (in, out int, ok bool) {
 
 // dialErrText is the cause of a failed dial, without Go's prefixes.
 func dialErrText(err error) string {
+	var he *handshakeError
+	if errors.As(err, &he) {
+		return he.Error()
+	}
 	var se *os.SyscallError
 	if errors.As(err, &se) {
 		return se.Err.Error()

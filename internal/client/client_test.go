@@ -8,23 +8,30 @@ import (
 func TestParseArgs(t *testing.T) {
 	tests := []struct {
 		args []string
-		want string
+		want Options
 		err  bool
 	}{
-		{nil, "127.0.0.1:6000", false},
-		{[]string{"10.0.0.1:7000"}, "10.0.0.1:7000", false},
-		{[]string{":7000"}, "127.0.0.1:7000", false},
-		{[]string{"127.0.0.1", "8000"}, "127.0.0.1:8000", false},
-		{[]string{"[::1]:6000"}, "[::1]:6000", false},
-		{[]string{"localhost"}, "", true},
-		{[]string{"a", "b", "c"}, "", true},
-		{[]string{"-x"}, "", true},
-		{[]string{"host", "1:2"}, "", true},
+		{nil, Options{Addr: "127.0.0.1:6000"}, false},
+		{[]string{"10.0.0.1:7000"}, Options{Addr: "10.0.0.1:7000"}, false},
+		{[]string{":7000"}, Options{Addr: "127.0.0.1:7000"}, false},
+		{[]string{"127.0.0.1", "8000"}, Options{Addr: "127.0.0.1:8000"}, false},
+		{[]string{"[::1]:6000"}, Options{Addr: "[::1]:6000"}, false},
+		{[]string{"-tls"}, Options{Addr: "127.0.0.1:6000", TLS: true}, false},
+		{[]string{"-tls", "chat.example.com:6000"}, Options{Addr: "chat.example.com:6000", TLS: true}, false},
+		{[]string{"--tls", "chat.example.com", "6000"}, Options{Addr: "chat.example.com:6000", TLS: true}, false},
+		{[]string{"-ca", "ca.pem", "localhost:6000"}, Options{Addr: "localhost:6000", TLS: true, CA: "ca.pem"}, false},
+		{[]string{"-tls", "-ca=ca.pem", ":6000"}, Options{Addr: "127.0.0.1:6000", TLS: true, CA: "ca.pem"}, false},
+		{[]string{"localhost"}, Options{}, true},
+		{[]string{"a", "b", "c"}, Options{}, true},
+		{[]string{"-x"}, Options{}, true},
+		{[]string{"host", "1:2"}, Options{}, true},
+		{[]string{"-ca"}, Options{}, true},
+		{[]string{"127.0.0.1:6000", "-tls"}, Options{}, true}, // flags go first
 	}
 	for _, tt := range tests {
 		got, err := parseArgs(tt.args)
-		if (err != nil) != tt.err || got != tt.want {
-			t.Errorf("%q: got %q, %v", tt.args, got, err)
+		if (err != nil) != tt.err || !tt.err && got != tt.want {
+			t.Errorf("%q: got %+v, %v", tt.args, got, err)
 		}
 	}
 	for _, h := range []string{"-h", "-help", "--help"} {

@@ -2,14 +2,58 @@ package client
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"sync"
 	"time"
 )
 
-// conn is one TCP connection to the server: a reader goroutine hands its
-// frames to the core, a writer goroutine drains out.
+// dialServer connects to addr: TCP, then, with conf, the TLS handshake,
+// both within timeout.
+func dialServer(addr string, conf *tls.Config, timeout time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(timeout)
+	nc, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil || conf == nil {
+		return nc, err
+	}
+	tc := tls.Client(nc, conf)
+	tc.SetDeadline(deadline)
+	if err := tc.Handshake(); err != nil {
+		nc.Close()
+		return nil, &handshakeError{err}
+	}
+	tc.SetDeadline(time.Time{})
+	return tc, nil
+}
+
+// handshakeError is a failed TLS handshake; its text says what to check.
+type handshakeError struct{ err error }
+
+func (e *handshakeError) Unwrap() error { return e.err }
+
+func (e *handshakeError) Error() string {
+	var unknown x509.UnknownAuthorityError
+	var name x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var rec tls.RecordHeaderError
+	var ne net.Error
+	switch {
+	case errors.As(e.err, &unknown):
+		return "TLS: the server's certificate is not trusted (" + unknown.Error() + "); -ca FILE trusts a private root"
+	case errors.As(e.err, &name):
+		return "TLS: the server's certificate is for another name (" + name.Error() + ")"
+	case errors.As(e.err, &invalid):
+		return "TLS: the server's certificate is not valid (" + invalid.Error() + ")"
+	case errors.As(e.err, &rec), errors.As(e.err, &ne) && ne.Timeout():
+		return "TLS handshake failed (" + dialErrText(e.err) + "): does the server speak TLS?"
+	}
+	return "TLS handshake failed: " + dialErrText(e.err)
+}
+
+// conn is one connection to the server, TCP or TLS: a reader goroutine
+// hands its frames to the core, a writer goroutine drains out.
 type conn struct {
 	nc     net.Conn
 	gen    int         // which connection this is, to drop stale events
@@ -35,11 +79,17 @@ func newConn(nc net.Conn, gen int) *conn {
 	return &conn{nc: nc, gen: gen, out: make(chan []byte, writeQueue), closed: make(chan struct{})}
 }
 
-// close is safe to call twice and from any goroutine.
+// close is safe to call twice and from any goroutine. It never blocks:
+// on TLS it closes the TCP connection under it, without the close_notify
+// alert that (*tls.Conn).Close may wait to write.
 func (c *conn) close() {
 	c.once.Do(func() {
 		close(c.closed)
-		c.nc.Close()
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			tc.NetConn().Close()
+		} else {
+			c.nc.Close()
+		}
 	})
 }
 

@@ -160,7 +160,7 @@ func newCore(cfg config, out output) *core {
 
 // connect makes the first connection; its failure ends the client.
 func (c *core) connect() error {
-	nc, err := net.DialTimeout("tcp", c.cfg.addr, c.cfg.dialTimeout)
+	nc, err := dialServer(c.cfg.addr, c.cfg.tls, c.cfg.dialTimeout)
 	if err != nil {
 		return err
 	}

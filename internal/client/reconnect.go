@@ -88,9 +88,9 @@ func (c *core) dial() {
 		return
 	}
 	c.dialing = true
-	addr, timeout, dials, done := c.cfg.addr, c.cfg.dialTimeout, c.dials, c.done
+	addr, conf, timeout, dials, done := c.cfg.addr, c.cfg.tls, c.cfg.dialTimeout, c.dials, c.done
 	go func() {
-		nc, err := net.DialTimeout("tcp", addr, timeout)
+		nc, err := dialServer(addr, conf, timeout)
 		if err != nil {
 			nc = nil
 		}
