@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,6 +104,11 @@ func TestParseConfig(t *testing.T) {
 				MaxFrame: 300, SendQueue: 4, Rate: 5, BcryptCost: 6, LogLevel: "warn",
 				TLSCert: "c.pem", TLSKey: "k.pem", MaxConns: 7, MaxConnsPerIP: 8, LoginTimeout: 9 * time.Second,
 				SendBuffer: 512 << 10, Pprof: true}},
+		{name: "-trusted-proxies", args: []string{"-trusted-proxies", "10.0.0.10, 10.1.0.0/16,2001:db8::/48,::ffff:192.0.2.1"},
+			want: with(func(c *Config) {
+				c.TrustedProxies = prefixList{netip.MustParsePrefix("10.0.0.10/32"), netip.MustParsePrefix("10.1.0.0/16"),
+					netip.MustParsePrefix("2001:db8::/48"), netip.MustParsePrefix("192.0.2.1/32")}
+			})},
 		{name: "-send-buffer in bytes", args: []string{"-send-buffer", "70000"}, want: with(func(c *Config) { c.SendBuffer = 70000 })},
 		{name: "CHAT_SEND_BUFFER", env: map[string]string{"CHAT_SEND_BUFFER": "1GiB"}, want: with(func(c *Config) { c.SendBuffer = 1 << 30 })},
 		{name: "CHAT_LOGIN_TIMEOUT", env: map[string]string{"CHAT_LOGIN_TIMEOUT": "5s"}, want: with(func(c *Config) { c.LoginTimeout = 5 * time.Second })},
@@ -173,6 +180,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "-send-buffer overflows", args: []string{"-send-buffer", "9999999999GiB"}, err: "send-buffer"},
 		{name: "-send-buffer below a frame", args: []string{"-send-buffer", "64KiB"}, err: "send-buffer"},
 		{name: "-pprof without -admin", args: []string{"-pprof"}, err: "admin"},
+		{name: "-trusted-proxies not an address", args: []string{"-trusted-proxies", "nginx.internal"}, err: "trusted-proxies"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -193,7 +201,7 @@ func TestParseConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("args %q env %v: %v", tc.args, tc.env, err)
 			}
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("args %q env %v:\n got %+v\nwant %+v", tc.args, tc.env, got, tc.want)
 			}
 			if usage.Len() != 0 {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ type Config struct {
 	LoginTimeout    time.Duration // a connection not logged in by then is closed
 	SendBuffer      byteSize      // bytes queued for one connection before its reading stops
 	Pprof           bool          // serve /debug/pprof/ on the admin address
+	TrustedProxies  prefixList    // proxies besides loopback: exempt from per-address limits
 }
 
 func defaultConfig() Config {
@@ -86,6 +88,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "connections held at once from one client address")
 	fs.DurationVar(&cfg.LoginTimeout, "login-timeout", cfg.LoginTimeout, "close a connection not logged in by then")
 	fs.Var(&cfg.SendBuffer, "send-buffer", "bytes queued for one connection (replies and pushes) before the server stops reading it: a number, or with KiB, MiB or GiB")
+	fs.Var(&cfg.TrustedProxies, "trusted-proxies", "addresses or CIDR prefixes of proxies in front of this server (nginx on another host), comma-separated: like loopback, exempt from -max-conns-per-ip and the per-address login throttle")
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve /debug/pprof/ on the -admin address (CPU and memory profiles; keep that address private)")
 
 	var envErr error
@@ -210,4 +213,36 @@ func (b byteSize) String() string {
 		}
 	}
 	return "0"
+}
+
+// prefixList is a comma-separated list of IP addresses and CIDR prefixes.
+type prefixList []netip.Prefix
+
+func (l *prefixList) Set(s string) error {
+	var out prefixList
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return fmt.Errorf("%q is not an IP address or CIDR prefix", f)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	*l = out
+	return nil
+}
+
+func (l prefixList) String() string {
+	parts := make([]string, len(l))
+	for i, p := range l {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
 }

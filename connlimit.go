@@ -35,19 +35,20 @@ func (r refusal) String() string {
 // connection; the web port asks the same limiter, so that the caps hold for
 // both ports together.
 //
-// The address counts as clientKey says, as in the login throttles: loopback
-// clients (a local proxy) only count towards -max-conns.
+// The address counts as clientKey says, as in the login throttles: proxies
+// (loopback, and -trusted-proxies) only count towards -max-conns.
 type connLimiter struct {
 	maxConns, maxPerIP int
-	limitLoopback      bool         // test hook, set before serving: loopback counts per address too
-	total              atomic.Int64 // connections held
+	proxies            []netip.Prefix // -trusted-proxies
+	limitLoopback      bool           // test hook, set before serving: loopback counts per address too
+	total              atomic.Int64   // connections held
 
 	mu   sync.Mutex // guards byIP
 	byIP map[netip.Prefix]int
 }
 
-func newConnLimiter(maxConns, maxPerIP int) *connLimiter {
-	return &connLimiter{maxConns: maxConns, maxPerIP: maxPerIP, byIP: map[netip.Prefix]int{}}
+func newConnLimiter(maxConns, maxPerIP int, proxies []netip.Prefix) *connLimiter {
+	return &connLimiter{maxConns: maxConns, maxPerIP: maxPerIP, proxies: proxies, byIP: map[netip.Prefix]int{}}
 }
 
 // acquire counts a new connection from addr, or refuses it when a cap is
@@ -58,8 +59,8 @@ func (l *connLimiter) acquire(addr net.Addr) (release func(), why refusal) {
 		l.total.Add(-1)
 		return nil, refusedMaxConns
 	}
-	ip, loopback := clientKey(addr)
-	if loopback && !l.limitLoopback {
+	ip, proxy := clientKey(addr, l.proxies)
+	if proxy && !l.limitLoopback {
 		return func() { l.total.Add(-1) }, admitted
 	}
 	l.mu.Lock()
@@ -88,7 +89,7 @@ func (l *connLimiter) release(ip netip.Prefix) {
 func (l *connLimiter) held(addr net.Addr) (total, fromIP int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ip, _ := clientKey(addr)
+	ip, _ := clientKey(addr, l.proxies)
 	return int(l.total.Load()), l.byIP[ip]
 }
 
@@ -98,12 +99,12 @@ func (l *connLimiter) held(addr net.Addr) (total, fromIP int) {
 // without a zone, IPv4-mapped addresses as IPv4. An address that is not IP
 // (a pipe, in tests) is the zero Prefix, one key for all of them.
 //
-// loopback reports a client on this host. That is a local proxy (nginx in
-// scripts/cluster.sh and the deployment example) or the operator: its
-// clients are many, not one, so per-address limits do not apply to it.
-// Behind a proxy on another host every client has that host's address;
-// docs/protocol.md says how to set the limits there.
-func clientKey(addr net.Addr) (key netip.Prefix, loopback bool) {
+// proxy reports a client that is a proxy: one on this host (loopback: nginx
+// in scripts/cluster.sh, or the operator) or one in proxies
+// (-trusted-proxies). Its clients are many, not one, so per-address limits
+// do not apply to it; limiting each client is the proxy's job then
+// (SECURITY.md, "Behind a proxy").
+func clientKey(addr net.Addr, proxies []netip.Prefix) (key netip.Prefix, proxy bool) {
 	var ap netip.AddrPort
 	switch a := addr.(type) {
 	case *net.TCPAddr:
@@ -122,7 +123,15 @@ func clientKey(addr net.Addr) (key netip.Prefix, loopback bool) {
 		bits = 64
 	}
 	key, _ = ip.Prefix(bits)
-	return key, ip.IsLoopback()
+	if ip.IsLoopback() {
+		return key, true
+	}
+	for _, p := range proxies {
+		if p.Contains(ip) {
+			return key, true
+		}
+	}
+	return key, false
 }
 
 // filesBesideConns is about how many descriptors a node needs besides its

@@ -214,13 +214,17 @@ func TestConnLimiter(t *testing.T) {
 		{"loopback: a local proxy, only the total counts", 3, 1, []step{
 			{tcp("127.0.0.1:1"), admitted}, {tcp("127.0.0.1:2"), admitted}, {tcp("[::1]:3"), admitted}, {tcp("127.0.0.2:4"), refusedMaxConns},
 		}},
+		{"a trusted proxy: only the total counts", 4, 1, []step{
+			{tcp("10.0.0.10:1"), admitted}, {tcp("10.0.0.10:2"), admitted}, {tcp("[2001:db8:1::7]:3"), admitted},
+			{tcp("10.0.0.11:1"), admitted}, {tcp("10.0.0.12:1"), refusedMaxConns},
+		}},
 		{"not IP: one key", 10, 1, []step{
 			{pipeAddr{}, admitted}, {pipeAddr{}, refusedMaxConnsPerIP},
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newConnLimiter(tc.maxConns, tc.perIP)
+			l := newConnLimiter(tc.maxConns, tc.perIP, []netip.Prefix{netip.MustParsePrefix("10.0.0.10/32"), netip.MustParsePrefix("2001:db8:1::/48")})
 			var releases []func()
 			for i, s := range tc.steps {
 				release, why := l.acquire(s.addr)

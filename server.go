@@ -92,7 +92,7 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 		presence: newLocalPresence(),
 		router:   localRouter{hub: h},
 		conns:    map[*conn]struct{}{},
-		limiter:  newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP),
+		limiter:  newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.TrustedProxies),
 	}
 	s.dir.store = store
 	// Session ids must not repeat across restarts of a node: presence in

@@ -94,10 +94,10 @@ func (s *Server) charge(c *conn, cmd *command) *ProtoError {
 }
 
 // addrKey names a client address for the per-address throttles, as
-// clientKey counts it; exempt is true for a loopback client.
+// clientKey counts it; exempt is true for a proxy (loopback or trusted).
 func (g *guard) addrKey(c *conn) (key string, exempt bool) {
-	k, loopback := clientKey(c.nc.RemoteAddr())
-	if loopback && !g.throttleLoopback {
+	k, proxy := clientKey(c.nc.RemoteAddr(), c.srv.cfg.TrustedProxies)
+	if proxy && !g.throttleLoopback {
 		return "", true
 	}
 	if k.Addr().Is4() {
