@@ -665,8 +665,10 @@ func (c *conn) writeLoop() {
 			bw = nil
 		}
 		if finished {
-			if tc, ok := c.nc.(*net.TCPConn); ok {
-				tc.CloseWrite()
+			// A half close after the last frame: a TCP FIN, and over TLS
+			// the close_notify alert before it (tlsConn.CloseWrite).
+			if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
 			}
 			return
 		}
