@@ -125,6 +125,20 @@ func (p *clProc) expect(pattern string) []string {
 	}
 }
 
+// expectNext reads the next line, which must match the regexp pattern:
+// for the lines of a message over several, which follow each other.
+func (p *clProc) expectNext(pattern string) {
+	p.t.Helper()
+	select {
+	case l := <-p.out.ch:
+		if !regexp.MustCompile(pattern).MatchString(l) {
+			p.t.Fatalf("next line %q does not match %q", l, pattern)
+		}
+	case <-time.After(10 * time.Second):
+		p.t.Fatalf("no line within 10 s; want %q", pattern)
+	}
+}
+
 // end closes the client's input and returns its exit status and the lines
 // not matched yet.
 func (p *clProc) end() (int, []string) {
@@ -330,7 +344,9 @@ func TestClientReconnect(t *testing.T) {
 	bob.messages(1, 5*time.Second)
 
 	srv.stop()
-	a.expect(`^shutdown: the server is shutting down`)
+	// One server: the client says it will reconnect when the server is
+	// back, not "to another node" (the server's reason is not shown).
+	a.expect(`^shutdown: the server is shutting down; reconnecting when it is back$`)
 	a.expect(`^connection lost \(closed by the server\); reconnecting$`)
 	a.send("during 1", "during 2") // queued while the server is down
 	time.Sleep(300 * time.Millisecond)
@@ -456,5 +472,86 @@ func TestClientResendsWithSameCID(t *testing.T) {
 	cid, _ := first[2]["cid"].(string)
 	if cid == "" || second[1]["cid"] != cid {
 		t.Errorf("cid: first %v, again %v", first[2]["cid"], second[1]["cid"])
+	}
+}
+
+// A text longer than the protocol's limit is refused by the client, with
+// its error line and exit status 1, and nothing reaches the server; a text
+// of exactly 4,096 bytes goes whole.
+func TestClientLongText(t *testing.T) {
+	srv := startServer(t, sqliteURL(t))
+	bob := newUser(t, srv.addr, "bob")
+	an := uniqueName("alice")
+	a := clStart(t, srv.addr)
+	bid := strconv.FormatInt(bob.user, 10)
+	a.send("/register "+an+" wonderland", "/login "+an+" wonderland", "/msg "+bid+" "+strings.Repeat("x", 10000))
+	aid := clID(t, a.expect(`^ok login ` + an + ` \(id (\d+)\)`)[1])
+	a.expect(`^error msg: too long: messages are at most 4096 bytes, this one is 10000; nothing was sent$`)
+	if h := bob.must("history", map[string]any{"with": aid, "limit": 10}); len(h.list("messages")) != 0 {
+		t.Fatalf("bob's history after the refused text: %v", h)
+	}
+	full := strings.Repeat("é", 2048) // 4,096 bytes
+	a.send("/msg " + bid + " " + full)
+	a.expect(`^sent ` + clTS + ` you -> bob\d+: ` + full + `$`)
+	if got := bob.messages(1, 5*time.Second)[0].str("text"); got != full {
+		t.Errorf("bob got %d bytes, want %d", len(got), len(full))
+	}
+	if rc, rest := a.end(); rc != 1 {
+		t.Errorf("exit status %d, want 1 (%q)", rc, rest)
+	}
+}
+
+// A message typed over two lines (the first ending in a backslash) is one
+// text with a newline; the recipient's client prints it as two lines, the
+// second under the first after "  | ", in the live push and in /history.
+func TestClientMultiline(t *testing.T) {
+	srv := startServer(t, sqliteURL(t))
+	an, bn := uniqueName("alice"), uniqueName("bob")
+	a, b := clStart(t, srv.addr), clStart(t, srv.addr)
+	a.send("/register "+an+" wonderland", "/login "+an+" wonderland")
+	a.expect(`^ok login ` + an)
+	b.send("/register "+bn+" builder1", "/login "+bn+" builder1")
+	b.expect(`^ok login ` + bn)
+
+	a.send("/msg "+bn+" first line\\", "\tsecond \x1b[2J line")
+	a.expect(`^sent ` + clTS + ` you -> ` + bn + `: first line$`)
+	a.expectNext(`^  \| \tsecond \\x1b\[2J line$`)
+	b.expect(`^message ` + clTS + ` ` + an + ` -> you: first line$`)
+	b.expectNext(`^  \| \tsecond \\x1b\[2J line$`)
+	b.send("/history " + an)
+	b.expect(`^ok history with ` + an + `: 1 message$`)
+	b.expectNext(`^history ` + clTS + ` ` + an + ` -> you: first line$`)
+	b.expectNext(`^  \| \tsecond \\x1b\[2J line$`)
+	for _, p := range []*clProc{a, b} {
+		if rc, rest := p.end(); rc != 0 {
+			t.Errorf("exit status %d, want 0 (%q)", rc, rest)
+		}
+	}
+}
+
+// /login while logged in is refused by the client (the server would log
+// the session out first): a wrong password leaves the session as it was,
+// and the next /msg goes out.
+func TestClientLoginWhileLoggedIn(t *testing.T) {
+	srv := startServer(t, sqliteURL(t))
+	bob := newUser(t, srv.addr, "bob")
+	an, cn := uniqueName("alice"), uniqueName("carol")
+	a := clStart(t, srv.addr)
+	a.send("/register "+cn+" password1", "/register "+an+" wonderland", "/login "+an+" wonderland")
+	a.expect(`^ok login ` + an)
+	a.send("/login "+cn+" wrongpass", "/login "+an+" wrongpass", "/msg "+strconv.FormatInt(bob.user, 10)+" still here")
+	a.expect(`^error login: you are logged in as ` + an + `: /logout first$`)
+	a.expect(`^error login: you are already logged in as ` + an + `$`)
+	a.expect(`^sent ` + clTS + ` you -> bob\d+: still here$`)
+	if got := bob.messages(1, 5*time.Second)[0].str("text"); got != "still here" {
+		t.Errorf("bob got %q", got)
+	}
+	// After /logout, /login goes to the server again.
+	a.send("/logout", "/login "+cn+" wrongpass", "/login "+cn+" password1")
+	a.expect(`^ok logout$`)
+	a.expect(`^error login: wrong name or password \(bad_credentials\)$`)
+	a.expect(`^ok login ` + cn)
+	if rc, rest := a.end(); rc != 1 {
+		t.Errorf("exit status %d, want 1 (%q)", rc, rest)
 	}
 }

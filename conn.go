@@ -206,9 +206,7 @@ func (c *conn) windDown(final []byte, eof bool) {
 		c.endSession(context.Background(), s)
 	}
 	if c.srv.closing.Load() {
-		final = pushFrame("shutdown", struct {
-			Reason string `json:"reason"`
-		}{"the server is shutting down; reconnect to another node"})
+		final = c.srv.shutdownPush
 	}
 	c.finish(final)
 }

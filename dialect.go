@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -20,17 +19,10 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-//go:embed schema.sql
-var mysqlSchema string
-
-//go:embed schema_sqlite.sql
-var sqliteSchema string
-
 // dialect is every difference between the two stores, in one place. The
 // queries elsewhere are plain SQL that both understand.
 type dialect struct {
 	name         string
-	schema       string
 	insertIgnore string // INSERT that skips rows colliding with a unique key
 	forUpdate    string // suffix locking the selected rows until commit
 	singleWriter bool   // one write transaction at a time (Store.writeGate)
@@ -51,7 +43,6 @@ type dialect struct {
 
 var mysqlDialect = dialect{
 	name:         "mysql",
-	schema:       mysqlSchema,
 	insertIgnore: "INSERT IGNORE",
 	forUpdate:    " FOR UPDATE",
 	byPrimary:    " FORCE INDEX (PRIMARY)",
@@ -77,7 +68,6 @@ var mysqlDialect = dialect{
 
 var sqliteDialect = dialect{
 	name:         "sqlite",
-	schema:       sqliteSchema,
 	insertIgnore: "INSERT OR IGNORE",
 	forUpdate:    "", // writers are serialised by BEGIN IMMEDIATE
 	singleWriter: true,
@@ -170,9 +160,29 @@ func openSQLite(ctx context.Context, path string) (*sql.DB, *dialect, error) {
 }
 
 func openMySQL(ctx context.Context, dsn string) (*sql.DB, *dialect, error) {
+	cfg, err := mysqlConfig(dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := openMySQLPool(ctx, cfg)
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == 1049 && cfg.DBName != "" { // unknown database
+		if err := createMySQLDatabase(ctx, cfg); err != nil {
+			return nil, nil, err
+		}
+		db, err = openMySQLPool(ctx, cfg)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, &mysqlDialect, nil
+}
+
+// mysqlConfig parses a DSN and sets what the server needs of it.
+func mysqlConfig(dsn string) (*mysql.Config, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bad mysql DSN: %w", err)
+		return nil, fmt.Errorf("bad mysql DSN: %w", err)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 3 * time.Second
@@ -187,19 +197,34 @@ func openMySQL(ctx context.Context, dsn string) (*sql.DB, *dialect, error) {
 	cfg.InterpolateParams = true  // one round trip per statement, not prepare+execute+close
 	cfg.MultiStatements = true    // Store.execAll and queryEach join statements
 	cfg.Collation = "utf8mb4_bin" // sets the connection's character set to utf8mb4 too, whatever the DSN says
+	return cfg, nil
+}
 
-	db, err := openMySQLPool(ctx, cfg)
-	var me *mysql.MySQLError
-	if errors.As(err, &me) && me.Number == 1049 && cfg.DBName != "" { // unknown database
-		if err := createMySQLDatabase(ctx, cfg); err != nil {
-			return nil, nil, err
-		}
-		db, err = openMySQLPool(ctx, cfg)
-	}
+// openMySQLLongConn opens one connection to the MySQL database of dbURL
+// without the pool's read timeout, for statements that may rightly wait
+// longer (the schema migration lock, an ALTER TABLE of a big table); ctx
+// bounds them instead. done closes it.
+func openMySQLLongConn(ctx context.Context, dbURL string) (conn *sql.Conn, done func(), err error) {
+	_, dsn, err := splitDBURL(dbURL)
 	if err != nil {
 		return nil, nil, err
 	}
-	return db, &mysqlDialect, nil
+	cfg, err := mysqlConfig(dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.ReadTimeout = 0
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mysql: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	conn, err = db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("mysql %s: %w", cfg.Addr, err)
+	}
+	return conn, func() { conn.Close(); db.Close() }, nil
 }
 
 func openMySQLPool(ctx context.Context, cfg *mysql.Config) (*sql.DB, error) {
@@ -232,28 +257,4 @@ func createMySQLDatabase(ctx context.Context, cfg *mysql.Config) error {
 		return fmt.Errorf("create database %s: %w", cfg.DBName, err)
 	}
 	return nil
-}
-
-// applySchema creates whatever tables are missing.
-func applySchema(ctx context.Context, db *sql.DB, d *dialect) error {
-	for _, stmt := range strings.Split(d.schema, ";\n") {
-		if strings.TrimSpace(stripComments(stmt)) == "" {
-			continue
-		}
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("apply schema: %w", err)
-		}
-	}
-	return nil
-}
-
-func stripComments(s string) string {
-	var b strings.Builder
-	for _, line := range strings.Split(s, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
-			b.WriteString(line)
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
 }

@@ -40,6 +40,10 @@ var fuzzSeedLines = []string{
 	`{"type":"history","rid":14,"with":2,"before":100,"limit":500}`,
 	`{"type":"history","rid":15,"group":3,"limit":-1}`,
 	`{"type":"history","rid":16,"group":3,"limit":1e2}`,
+	`{"type":"history","rid":50,"with":2,"after":7,"before":100,"limit":5}`,
+	`{"type":"history","rid":51,"group":3,"after":"7"}`,
+	`{"type":"chat","rid":52,"to":2,"text":" \t\n\u3000\u00a0\u2003"}`,
+	`{"type":"chat","rid":53,"to":2,"text":"\n x \n"}`,
 	`{"type":"online","rid":17,"limit":0}`,
 	`{"type":"add_friend","rid":18,"name":"bob"}`,
 	`{"type":"add_friend","rid":19,"friend":9223372036854775808}`,
@@ -190,7 +194,7 @@ func FuzzRequest(f *testing.F) {
 			"type": w.Type, "rid": w.RID, "name": w.Name, "password": w.Password,
 			"id": w.ID, "to": w.To, "text": w.Text, "cid": w.CID, "group": w.Group,
 			"friend": w.Friend, "desc": w.Desc, "limit": w.Limit, "with": w.With,
-			"before": w.Before, "ids": w.IDs,
+			"before": w.Before, "after": w.After, "ids": w.IDs,
 		}
 		for name, raw := range fields {
 			if raw != nil && !json.Valid(raw) {
@@ -256,8 +260,8 @@ func fuzzFieldHelpers(t *testing.T, name string, raw json.RawMessage) {
 			t.Fatalf("checkPassword(%d bytes) = %v", len(s), perr)
 		}
 		perr = checkText(s)
-		checkCode(t, "checkText", perr, wire.CodeTooLong)
-		if (perr == nil) != (len(s) <= wire.MaxTextBytes) {
+		checkCode(t, "checkText", perr, wire.CodeTooLong, wire.CodeBadRequest)
+		if (perr == nil) != (len(s) <= wire.MaxTextBytes && strings.TrimFunc(s, unicode.IsSpace) != "") {
 			t.Fatalf("checkText(%d bytes) = %v", len(s), perr)
 		}
 	}

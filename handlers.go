@@ -95,13 +95,12 @@ func fields[T any](args func(c *conn, r *Request) (T, *ProtoError)) func(c *conn
 
 // historyReq is a history request's fields.
 type historyReq struct {
-	with, group, before int64
-	hasWith, hasBefore  bool
-	limit               int
+	with, group, before, after   int64
+	hasWith, hasBefore, hasAfter bool
+	limit                        int
 }
 
-// historyArgs reads a history request's fields, as handleHistory does.
-// (handleHistory reads them again itself; it may take them from here.)
+// historyArgs reads a history request's fields.
 func historyArgs(c *conn, r *Request) (a historyReq, perr *ProtoError) {
 	var hasGroup bool
 	if a.with, a.hasWith, perr = optInt(r.f.With, "with"); perr != nil {
@@ -114,6 +113,9 @@ func historyArgs(c *conn, r *Request) (a historyReq, perr *ProtoError) {
 		return a, protoErr(wire.CodeBadRequest, `exactly one of "with" and "group" is required`)
 	}
 	if a.before, a.hasBefore, perr = optInt(r.f.Before, "before"); perr != nil {
+		return a, perr
+	}
+	if a.after, a.hasAfter, perr = optInt(r.f.After, "after"); perr != nil {
 		return a, perr
 	}
 	a.limit, perr = clamp(r.f.Limit, "limit", wire.DefaultHistory, wire.MaxHistory)
@@ -551,55 +553,51 @@ func handleAck(ctx context.Context, c *conn, r *Request) response {
 	return response{wait: it.done, fill: func() (any, error) { return nil, it.err }}
 }
 
-// history {with | group, before?, limit?} -> {messages}
+// history {with | group, before?, after?, limit?} -> {messages}
 func handleHistory(ctx context.Context, c *conn, r *Request) response {
-	with, hasWith, perr := optInt(r.f.With, "with")
-	if perr != nil {
-		return fail(perr)
-	}
-	g, hasGroup, perr := optInt(r.f.Group, "group")
-	if perr != nil {
-		return fail(perr)
-	}
-	if hasWith == hasGroup {
-		return bad(wire.CodeBadRequest, `exactly one of "with" and "group" is required`)
-	}
-	before, hasBefore, perr := optInt(r.f.Before, "before")
-	if perr != nil {
-		return fail(perr)
-	}
-	limit, perr := clamp(r.f.Limit, "limit", wire.DefaultHistory, wire.MaxHistory)
+	a, perr := historyArgs(c, r)
 	if perr != nil {
 		return fail(perr)
 	}
 	srv, s := c.srv, c.sess.Load()
 	var topic int64
-	if hasWith {
-		if _, err := srv.dir.user(ctx, with); err != nil {
+	if a.hasWith {
+		if _, err := srv.dir.user(ctx, a.with); err != nil {
 			return fail(err)
 		}
-		t, err := srv.dir.existingPairTopic(ctx, s.user.ID, with)
+		t, err := srv.dir.existingPairTopic(ctx, s.user.ID, a.with)
 		if err != nil {
 			return fail(err)
 		}
 		topic = t
 	} else {
-		if err := srv.checkMember(ctx, s, g); err != nil {
+		if err := srv.checkMember(ctx, s, a.group); err != nil {
 			return fail(err)
 		}
-		topic = g
+		topic = a.group
 	}
 	msgs := []*Message{}
-	// Nothing to read: no conversation yet, one with oneself, or a page
-	// before id 1.
-	empty := topic == 0 || hasWith && with == s.user.ID || hasBefore && before <= 0
+	// Nothing to read: no conversation yet, one with oneself, a page
+	// before id 1, or an interval (after, before) with no id in it.
+	empty := topic == 0 || a.hasWith && a.with == s.user.ID || a.hasBefore && a.before <= 0 ||
+		a.hasAfter && a.hasBefore && a.after >= a.before-1
+	dir := pageBack
+	if a.hasAfter {
+		dir = pageForward
+	}
 	if !empty {
 		var err error
-		if msgs, err = srv.store.History(ctx, topic, before, limit); err != nil {
+		if dir == pageForward {
+			msgs, err = srv.store.HistoryAfter(ctx, topic, a.after, a.before, a.limit)
+		} else {
+			msgs, err = srv.store.History(ctx, topic, a.before, a.limit)
+		}
+		if err != nil {
 			return fail(err)
 		}
 	}
-	return ok(srv.historyReply(r, msgs)) // at most -send-buffer: the newest that fit
+	// At most -send-buffer: the end nearest the page's bound kept.
+	return ok(srv.historyReply(r, msgs, dir))
 }
 
 // --- people ---

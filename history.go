@@ -71,6 +71,25 @@ func (s *Store) History(ctx context.Context, topic, before int64, limit int) ([]
 	return msgs, err
 }
 
+// HistoryAfter returns the oldest limit messages of topic with ids above
+// after, and below before when before > 0, oldest first. Its plans are
+// History's: SQLite reads the topic's (topic_id, seq) index and sorts the
+// rows; MySQL walks the primary key from after for a busy topic, or reads
+// that index and sorts for a small one. The upper bound is only there when
+// given: with two bounds on m.id, a SQLite that was ANALYZEd estimates the
+// rowid range as narrow and may walk it instead, over every topic.
+func (s *Store) HistoryAfter(ctx context.Context, topic, after, before int64, limit int) ([]*Message, error) {
+	defer s.observe("history_after", time.Now())
+	q, args := ` AND m.id > ?`, []any{topic, after}
+	if before > 0 {
+		q += ` AND m.id < ?`
+		args = append(args, before)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m JOIN users u ON u.id = m.sender_id
+		WHERE m.topic_id = ?`+q+` ORDER BY m.id ASC LIMIT ?`, append(args, limit)...)
+	return s.messages("history after", rows, err)
+}
+
 func (s *Store) messages(op string, rows *sql.Rows, err error) ([]*Message, error) {
 	if err != nil {
 		return nil, s.wrap(op, err)

@@ -185,7 +185,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	counter("chat_pushes_dropped_total", "Pushes discarded by closing clients too slow to read them (they stay pending).", m.pushesDropped.Load())
 	counter("chat_slow_clients_closed_total", "Connections closed as too slow: their unsent pushes passed -send-queue or -send-buffer.", m.slowClosed.Load())
 	counter("chat_send_buffer_waits_total", "Times reading a connection (or streaming its backlog) paused until its queue drained under -send-buffer.", m.sendBufferWaits.Load())
-	counter("chat_history_shrunk_total", "History replies cut to their newest messages to fit -send-buffer.", m.historyShrunk.Load())
+	counter("chat_history_shrunk_total", "History replies cut to fit -send-buffer (paging back: the newest messages kept; with after: the oldest).", m.historyShrunk.Load())
 	counter("chat_password_hashes_total", "bcrypt operations (register, login, and the stand-in hash of a login with an unknown name).", m.passwordHashes.Load())
 	gauge("chat_password_hashing", "bcrypt operations running (at most GOMAXPROCS).", m.hashing.Load())
 	counter("chat_login_failures_total", "Logins answered bad_credentials.", m.loginFailures.Load())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"chat/internal/wire"
@@ -73,6 +74,7 @@ type wireRequest struct {
 	Limit    json.RawMessage
 	With     json.RawMessage
 	Before   json.RawMessage
+	After    json.RawMessage
 	IDs      json.RawMessage
 }
 
@@ -129,6 +131,8 @@ func (w *wireRequest) set(key []byte, v json.RawMessage) {
 		w.With = v
 	case "before":
 		w.Before = v
+	case "after":
+		w.After = v
 	case "ids":
 		w.IDs = v
 	}
@@ -148,7 +152,7 @@ func (w *wireRequest) fill(m map[string]json.RawMessage) {
 	w.Type, w.RID, w.Name, w.Password = m["type"], m["rid"], m["name"], m["password"]
 	w.ID, w.To, w.Text, w.CID = m["id"], m["to"], m["text"], m["cid"]
 	w.Group, w.Friend, w.Desc, w.Limit = m["group"], m["friend"], m["desc"], m["limit"]
-	w.With, w.Before, w.IDs = m["with"], m["before"], m["ids"]
+	w.With, w.Before, w.After, w.IDs = m["with"], m["before"], m["after"], m["ids"]
 }
 
 // Request is one decoded frame. Type is empty when the frame had no usable
@@ -310,11 +314,29 @@ func checkPassword(p string) *ProtoError {
 	return nil
 }
 
+// checkText checks a message text (chat, group_chat, and later edit): one
+// of white space only counts as empty, like "" (which str refuses), and is
+// checked first, being a bad_request (docs/protocol.md, "Check order").
+// Any other text is kept byte for byte, never trimmed.
 func checkText(s string) *ProtoError {
+	if allSpace(s) {
+		return protoErr(wire.CodeBadRequest, "%q must not be empty", "text")
+	}
 	if len(s) > wire.MaxTextBytes {
 		return protoErr(wire.CodeTooLong, "text is longer than %d bytes", wire.MaxTextBytes)
 	}
 	return nil
+}
+
+// allSpace reports whether s is empty or all white space (unicode.IsSpace).
+// It stops at the first other character, so a long text costs little.
+func allSpace(s string) bool {
+	for _, r := range s {
+		if !unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // replyHead starts a reply frame: {"type":T,"rid":R

@@ -168,6 +168,17 @@ func TestCheckPasswordAndText(t *testing.T) {
 		{strings.Repeat("张", wire.MaxTextBytes/3), ""},                 // 4095 bytes
 		{strings.Repeat("张", wire.MaxTextBytes/3+1), wire.CodeTooLong}, // 4098 bytes
 		{"line\nbreak \"quoted\" \\ \u2028", ""},
+		// white space only counts as empty (unicode.IsSpace), checked
+		// before the length; anything else is kept as it is
+		{" ", wire.CodeBadRequest},
+		{"\t\n\r\v\f", wire.CodeBadRequest},
+		{"\u3000", wire.CodeBadRequest},
+		{"\u00a0 \u2003\u0085\u2028\u2029", wire.CodeBadRequest},
+		{strings.Repeat(" ", wire.MaxTextBytes+1), wire.CodeBadRequest},
+		{" x ", ""},
+		{"\nline\n", ""},
+		{"\u200b", ""}, // zero width space is not unicode.IsSpace
+		{"\u00a0.\u00a0", ""},
 	}
 	for _, tc := range txt {
 		perr := checkText(tc.in)

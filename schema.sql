@@ -1,5 +1,7 @@
--- MySQL/MariaDB schema, applied at start when tables are missing.
--- schema_sqlite.sql is its twin; keep the two in step.
+-- MySQL/MariaDB schema, version 1: migration 1 of migrate.go, the tables as
+-- the first release created them. Frozen: never change a statement here (a
+-- test checks them); a change of the schema is a new migration in
+-- migrate.go. schema_sqlite.sql is its SQLite twin.
 --
 -- Every conversation is a topic: a group, or the private conversation of a
 -- pair of users. A topic numbers its messages 1, 2, 3... with no gaps (seq),

@@ -1,4 +1,6 @@
--- SQLite twin of schema.sql (which explains the tables); keep the two in step.
+-- SQLite twin of schema.sql (which explains the tables), version 1 of the
+-- schema. Frozen like it: a change of the schema is a new migration in
+-- migrate.go.
 -- AUTOINCREMENT: ids are never reused, even after the newest row is gone.
 
 CREATE TABLE IF NOT EXISTS users (

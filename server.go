@@ -57,11 +57,14 @@ type Server struct {
 	// throttles and the hashing slots (throttle.go); see guard().
 	abuse guard
 
-	closing   atomic.Bool
-	quit      chan struct{} // closed by Shutdown: stops the node's own goroutines
-	nextID    atomic.Uint64
-	userLocks userLocks
-	limiter   *connLimiter // -max-conns, -max-conns-per-ip
+	closing atomic.Bool
+	// shutdownPush is the last frame of every connection at a graceful
+	// shutdown; only a cluster has another node to go to.
+	shutdownPush []byte
+	quit         chan struct{} // closed by Shutdown: stops the node's own goroutines
+	nextID       atomic.Uint64
+	userLocks    userLocks
+	limiter      *connLimiter // -max-conns, -max-conns-per-ip
 
 	mu    sync.Mutex // guards the fields below
 	ln    net.Listener
@@ -108,6 +111,13 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 		s.cluster, s.presence, s.router = rc, rc, rc
 		h.onCount = rc.groupCount
 	}
+	reason := "the server is shutting down; reconnect later"
+	if s.cluster != nil {
+		reason = "this node is shutting down; reconnect, to another node if you know one"
+	}
+	s.shutdownPush = pushFrame("shutdown", struct {
+		Reason string `json:"reason"`
+	}{reason})
 	// SQLite has one writer: more shards would only queue on its lock.
 	// MySQL overlaps transactions, but every shard's transaction costs the
 	// database the same fixed work however small it is: on 2 cores, 2 shards

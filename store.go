@@ -30,14 +30,19 @@ type Store struct {
 	recent    *recentMessages
 }
 
-// OpenStore connects to dbURL ("sqlite:PATH" or "mysql:DSN") and creates the
-// tables that are missing.
+// OpenStore connects to dbURL ("sqlite:PATH" or "mysql:DSN") and brings
+// its schema up to date (migrate.go).
 func OpenStore(ctx context.Context, dbURL string, m *Metrics) (*Store, error) {
+	return openStore(ctx, dbURL, m, schemaMigrations)
+}
+
+// openStore is OpenStore with the list of migrations to apply.
+func openStore(ctx context.Context, dbURL string, m *Metrics, migrations []migration) (*Store, error) {
 	db, d, err := openDB(ctx, dbURL)
 	if err != nil {
 		return nil, err
 	}
-	if err := applySchema(ctx, db, d); err != nil {
+	if err := migrate(ctx, dbURL, db, d, migrations); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -247,7 +247,7 @@ func run(cfg config, stdin io.Reader, stdout, stderr io.Writer, color bool) int 
 		}
 		defer restore()
 		out.print(outInfo, "connected to "+cfg.addr+"; /help lists the commands, /quit or Ctrl-D leaves")
-		go readTerm(tui.t, inputs, c.done)
+		go readTerm(tui, inputs, c.done)
 	} else {
 		go readPlain(stdin, inputs, c.done)
 	}

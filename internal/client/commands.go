@@ -48,7 +48,7 @@ func init() {
 		{name: "register", args: []argKind{argName, argPassword}, run: (*core).cmdRegister,
 			usage: []usage{{"/register NAME [PASSWORD]", "create an account (the password is asked for when left out)"}}},
 		{name: "login", args: []argKind{argUser, argPassword}, run: (*core).cmdLogin,
-			usage: []usage{{"/login NAME|ID [PASSWORD]", "log in; your friends, groups and missed messages follow"}}},
+			usage: []usage{{"/login NAME|ID [PASSWORD]", "log in (logged in: /logout first); your friends, groups and missed messages follow"}}},
 		{name: "logout", seed: "loginout", login: true, run: (*core).cmdLogout,
 			usage: []usage{{"/logout", "log out (the connection stays open)"}}},
 		{name: "quit", aliases: []string{"exit"}, run: (*core).cmdQuit,
@@ -133,7 +133,9 @@ func helpLines() []string {
 		}
 		lines = append(lines, fmt.Sprintf("  %-26s %s", cmd.seed, same))
 	}
-	lines = append(lines, "USER is a name or an id (@NAME for a name made of digits); a line not starting with / goes to the open conversation")
+	lines = append(lines,
+		"USER is a name or an id (@NAME for a name made of digits); a line not starting with / goes to the open conversation",
+		fmt.Sprintf(`a message (TEXT, or a plain line) is at most %d bytes; end a line with \ to go on on the next (a newline in the text), with \\ to end it in one \`, wire.MaxTextBytes))
 	return lines
 }
 
@@ -174,17 +176,39 @@ func (c *core) cmdRegister(op *userOp, a args) {
 
 // /login NAME|ID [PASSWORD] -> login; the name and password are kept for
 // logging in again after a reconnect.
+//
+// Only while logged out: the server takes a login on a logged-in
+// connection as a logout first, so a wrong password would end the session
+// the user has. Logged in, /login is refused here: /logout first. The
+// check waits for the replies to the commands before it (inTurn), so that
+// "/logout" then "/login bob" works, in a script too.
 func (c *core) cmdLogin(op *userOp, a args) {
-	if a.Password == "" {
-		c.failLocal(op, "give the password: /login NAME PASSWORD")
-		return
-	}
+	c.inTurn(op, "login", func() {
+		if c.me != nil {
+			if a.Target.ID == c.me.ID || a.Target.Name == c.me.Name {
+				c.fail(op, "you are already logged in as %s", clean(c.me.Name))
+			} else {
+				c.fail(op, "you are logged in as %s: /logout first", clean(c.me.Name))
+			}
+			return
+		}
+		if a.Password == "" {
+			c.fail(op, "give the password: /login NAME PASSWORD")
+			return
+		}
+		c.submitNow(c.loginRequest(op, a))
+	})
+}
+
+// loginRequest is the login of /login.
+func (c *core) loginRequest(op *userOp, a args) *request {
 	var r *request
 	r = &request{typ: "login", fields: loginFields(a.Target, a.Password), op: op, retry: true}
 	r.onReply = func(f *frame) {
 		if !f.OK || f.User == nil {
 			// A failed login leaves the connection logged out.
-			c.creds, c.me, c.names.me = nil, nil, 0
+			c.creds = nil
+			c.setMe(nil)
 			c.failReply(op, f)
 			return
 		}
@@ -200,7 +224,7 @@ func (c *core) cmdLogin(op *userOp, a args) {
 		c.finish(op, true)
 		c.flushAcks()
 	}
-	c.submit(r)
+	return r
 }
 
 // /logout, loginout -> logout
@@ -210,7 +234,8 @@ func (c *core) cmdLogout(op *userOp, _ args) {
 			c.failReply(op, f)
 			return
 		}
-		c.creds, c.me, c.names.me, c.open = nil, nil, 0, nil
+		c.creds, c.open = nil, nil
+		c.setMe(nil)
 		c.out.setPrompt("")
 		c.print(outOK, "ok logout")
 		c.finish(op, true)
@@ -219,7 +244,9 @@ func (c *core) cmdLogout(op *userOp, _ args) {
 
 // /msg USER TEXT, chat:ID:TEXT -> [whois], chat
 func (c *core) cmdMsg(op *userOp, a args) {
-	c.withUser(op, a.Target, func(id int64) { c.sendChat(op, id, 0, a.Text) })
+	if c.textFits(op, a.Text) {
+		c.withUser(op, a.Target, func(id int64) { c.sendChat(op, id, 0, a.Text) })
+	}
 }
 
 // TEXT (a plain line) -> chat or group_chat to the open conversation
@@ -227,6 +254,7 @@ func (c *core) cmdSay(op *userOp, a args) {
 	switch {
 	case c.open == nil:
 		c.failLocal(op, "no conversation is open: /open USER, /open #GROUP, or /msg USER TEXT")
+	case !c.textFits(op, a.Text):
 	case c.open.Group:
 		c.sendChat(op, 0, c.open.ID, a.Text)
 	default:
@@ -382,7 +410,9 @@ func (c *core) cmdLeave(op *userOp, a args) {
 
 // /g ID TEXT, groupchat:ID:TEXT -> group_chat
 func (c *core) cmdGroupMsg(op *userOp, a args) {
-	c.withGroup(op, a.Target, func(id int64) { c.sendChat(op, 0, id, a.Text) })
+	if c.textFits(op, a.Text) {
+		c.withGroup(op, a.Target, func(id int64) { c.sendChat(op, 0, id, a.Text) })
+	}
 }
 
 // /history USER|#ID [N] -> [whois], history

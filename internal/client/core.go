@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"chat/internal/wire"
 )
@@ -28,9 +29,12 @@ const (
 )
 
 // output is where the core's lines go: a terminal or plain lines (term.go).
+// A line may hold a message over several lines: its further lines start
+// with "\n" + contPrefix (format.go).
 type output interface {
 	print(kind outKind, line string)
 	setPrompt(p string)
+	setUser(name string) // logged in as name; "" when logged out
 }
 
 // input is one line of input, parsed; eof marks the end of input.
@@ -92,7 +96,7 @@ type request struct {
 	retry   bool    // send again after a reconnect (with the same cid)
 	sentAt  time.Time
 	onReply func(f *frame)
-	local   func() // not a request: output to print in turn (see local)
+	local   func() // not a request: output to print in turn (see local), or a command's check (inTurn, with op)
 }
 
 // core is the client: one goroutine runs loop and owns every field.
@@ -202,9 +206,12 @@ func (c *core) loop(inputs <-chan input) int {
 			if !ok || ev.eof {
 				c.inputEOF = true
 			} else if ev.err != nil {
-				err := ev.err
+				line := "error: " + ev.err.Error()
+				if ue, ok := ev.err.(*usageError); ok && ue.cmd != "" {
+					line = "error " + ue.cmd + ": " + ue.hint
+				}
 				c.local(func() {
-					c.print(outError, "error: %s", err)
+					c.out.print(outError, line)
 					c.failed = true
 				})
 			} else {
@@ -326,6 +333,32 @@ func (c *core) failLocal(op *userOp, format string, args ...any) {
 	c.local(func() { c.fail(op, "%s", msg) })
 }
 
+// textFits checks a message text against the protocol's limit before
+// anything is sent: a longer text is refused here, whole, rather than
+// cut or sent for the server to refuse.
+func (c *core) textFits(op *userOp, text string) bool {
+	n := wireLen(text)
+	if n <= wire.MaxTextBytes {
+		return true
+	}
+	c.failLocal(op, "too long: messages are at most %d bytes, this one is %d; nothing was sent", wire.MaxTextBytes, n)
+	return false
+}
+
+// wireLen is the length of s as the server counts it: its bytes once
+// sent as JSON, which turns each byte that is not UTF-8 into U+FFFD.
+func wireLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n += utf8.RuneLen(utf8.RuneError) - 1
+		}
+		i += size
+	}
+	return n
+}
+
 // failReply ends a user command with the server's error, explained.
 func (c *core) failReply(op *userOp, f *frame) {
 	c.out.print(outError, fmtError(op.cmd.name, f.Type, f.Code, f.Error))
@@ -357,7 +390,7 @@ func (c *core) request(op *userOp, typ string, fields map[string]any, retry bool
 // not_logged_in: connected, not logged in, and no login on its way. After
 // a kick the next command connects again and the server answers.
 func (c *core) loggedOut() bool {
-	if c.me != nil || c.conn == nil || c.kicked || c.relogging || c.loginQueued() {
+	if c.me != nil || c.conn == nil || c.kicked || c.relogging || c.loginQueued(true) {
 		return false
 	}
 	for _, r := range c.inflight {
@@ -401,6 +434,27 @@ func (c *core) pump() {
 			c.write(r)
 		}
 	}
+}
+
+// inTurn runs fn once every request sent or queued before it is answered,
+// in both modes, so that fn sees the state their replies leave (a /login
+// after a /logout sees the logout done). Meanwhile fn waits in the queue
+// as a local entry for op, of type typ (loggedOut looks for a "login"
+// there); if the queue is failed meanwhile (failQueue), op fails instead.
+func (c *core) inTurn(op *userOp, typ string, fn func()) {
+	if len(c.queue) == 0 && len(c.inflight) == 0 {
+		fn()
+		return
+	}
+	c.queue = append(c.queue, &request{typ: typ, op: op, local: fn})
+}
+
+// submitNow queues r before everything else and sends what it can: for
+// an inTurn function, whose turn it is.
+func (c *core) submitNow(r *request) {
+	c.queue = append([]*request{r}, c.queue...)
+	c.ensureConnected()
+	c.pump()
 }
 
 // local runs fn, which prints a command's result made without the server,
@@ -496,8 +550,7 @@ func (c *core) onPush(f *frame) {
 		// kick that one in turn, forever: forget the password instead.
 		c.kicked = true
 		c.creds = nil
-		c.me = nil
-		c.names.me = 0
+		c.setMe(nil)
 		c.failed = true
 	}
 	if line := fmtPush(c.names, f); line != "" {
@@ -533,10 +586,20 @@ func (c *core) flushAcks() {
 	c.submit(&request{typ: "ack", fields: map[string]any{"ids": ids}, retry: true, onReply: func(*frame) {}})
 }
 
+// setMe records who is logged in (nil: nobody), for the names shown and
+// for the terminal, which asks no password for a /login it will refuse.
+func (c *core) setMe(u *wire.User) {
+	c.me, c.names.me = u, 0
+	name := ""
+	if u != nil {
+		c.names.me, name = u.ID, u.Name
+	}
+	c.out.setUser(name)
+}
+
 // loggedIn takes in a login reply.
 func (c *core) loggedIn(f *frame, sentAt time.Time) {
-	c.me = f.User
-	c.names.me = f.User.ID
+	c.setMe(f.User)
 	c.names.addUser(f.User.ID, f.User.Name)
 	c.loginAt = sentAt.UnixMilli()
 	for _, u := range f.Friends {

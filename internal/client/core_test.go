@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"chat/internal/wire"
 )
 
 func TestSeen(t *testing.T) {
@@ -182,5 +184,106 @@ func TestLoginCheckedOnce(t *testing.T) {
 	}
 	if len(fs.kept) != 0 || len(fs.reqs) != 0 {
 		t.Errorf("requests left over: %v, %d more", fs.kept, len(fs.reqs))
+	}
+}
+
+// runScript runs the client in plain mode on the script in against fs,
+// answering logins itself; it returns the exit status and the output.
+func runScript(t *testing.T, fs *fakeServer, in string, serve func()) (int, string) {
+	t.Helper()
+	var out strings.Builder
+	rc := make(chan int, 1)
+	go func() { rc <- run(testConfig(fs.addr()), strings.NewReader(in), &out, io.Discard, false) }()
+	serve()
+	select {
+	case status := <-rc:
+		return status, out.String()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client did not exit")
+	}
+	return 0, ""
+}
+
+// While logged in, /login is refused without a request (the server would
+// log the session out first, and a wrong password would end it); after a
+// /logout, in a script too, it is sent.
+func TestLoginWhileLoggedIn(t *testing.T) {
+	fs := newFakeServer(t)
+	in := "/login u password1\n/login v password2\n/login u password1\n/login 1 x\n/friends\n/logout\n/login v password2\n"
+	status, out := runScript(t, fs, in, func() {
+		fs.reply(fs.next("login"), `"user":{"id":1,"name":"u","online":true},"friends":[],"groups":[]`)
+		fs.reply(fs.next("friends"), `"friends":[]`)
+		fs.reply(fs.next("logout"), "")
+		login := fs.next("login")
+		if login["name"] != "v" || login["password"] != "password2" {
+			t.Errorf("second login: %v", login)
+		}
+		fs.reply(login, `"user":{"id":2,"name":"v","online":true},"friends":[],"groups":[]`)
+	})
+	if status != 1 {
+		t.Errorf("exit status %d, want 1", status)
+	}
+	want := strings.Join([]string{
+		"ok login u (id 1): 0 friends, 0 groups",
+		"friends: none",
+		"groups: none",
+		"error login: you are logged in as u: /logout first",
+		"error login: you are already logged in as u",
+		"error login: you are already logged in as u",
+		"friends: none",
+		"ok logout",
+		"ok login v (id 2): 0 friends, 0 groups",
+		"friends: none",
+		"groups: none",
+	}, "\n") + "\n"
+	if out != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out, want)
+	}
+	if len(fs.kept) != 0 || len(fs.reqs) != 0 {
+		t.Errorf("requests left over: %v, %d more", fs.kept, len(fs.reqs))
+	}
+}
+
+// A text longer than the protocol's limit is refused before anything is
+// sent (no whois either), in the command's error format; one at the limit
+// goes whole.
+func TestTextTooLong(t *testing.T) {
+	fs := newFakeServer(t)
+	full := strings.Repeat("é", wire.MaxTextBytes/2) // 4096 bytes
+	in := strings.Join([]string{
+		"/login u password1",
+		"/msg bob " + strings.Repeat("x", 10000),
+		"/g 3 " + full + "x",
+		"/open #3",
+		full + `\`, // over two lines: 4096 bytes, a newline, a y
+		"y",
+		"/msg bob " + string([]byte{0xff}) + full[2:], // 4094 bytes and 1 not UTF-8, sent as 3
+		"/g 3 " + full,
+	}, "\n") + "\n"
+	status, out := runScript(t, fs, in, func() {
+		fs.reply(fs.next("login"), `"user":{"id":1,"name":"u","online":true},"friends":[],"groups":[]`)
+		chat := fs.next("group_chat")
+		if chat["text"] != full || chat["group"] != 3.0 {
+			t.Errorf("group_chat: %d bytes to %v", len(chat["text"].(string)), chat["group"])
+		}
+		fs.reply(chat, `"message":{"id":5,"from":1,"from_name":"u","group":3,"text":"ok","ts":1}`)
+	})
+	if status != 1 {
+		t.Errorf("exit status %d, want 1", status)
+	}
+	for _, line := range []string{
+		"error msg: too long: messages are at most 4096 bytes, this one is 10000; nothing was sent",
+		"error g: too long: messages are at most 4096 bytes, this one is 4097; nothing was sent",
+		"ok open #3",
+		"error msg: too long: messages are at most 4096 bytes, this one is 4098; nothing was sent",
+		"error msg: too long: messages are at most 4096 bytes, this one is 4097; nothing was sent",
+		"sent 1970-01-01 ",
+	} {
+		if !strings.Contains(out, "\n"+line) {
+			t.Errorf("no line %q in:\n%s", line, out)
+		}
+	}
+	if len(fs.kept) != 0 || len(fs.reqs) != 0 {
+		t.Errorf("requests sent: %v, %d more", fs.kept, len(fs.reqs))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"chat/internal/wire"
 )
@@ -155,21 +156,23 @@ func (n *names) time(ms int64) string {
 
 // clean makes text safe for one output line: control characters become
 // escapes (\n, \t, \r, \x1b...), so one event stays one line and nothing
-// from the network can drive the terminal.
-func clean(s string) string {
-	ok := true
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			ok = false
-			break
-		}
-	}
-	if ok {
+// from the network can drive the terminal. Names, reasons and error texts
+// go through it.
+func clean(s string) string { return escape(s, false) }
+
+// escape escapes the control characters of s (C0, DEL, C1: every
+// unicode.IsControl) but a tab when tab is true; a byte that is not UTF-8
+// becomes U+FFFD. No escape sequence can come out of it.
+func escape(s string, tab bool) string {
+	escaped := func(r rune) bool { return unicode.IsControl(r) && !(tab && r == '\t') }
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, escaped) {
 		return s
 	}
 	var b strings.Builder
 	for _, r := range s {
 		switch {
+		case r == '\t' && tab:
+			b.WriteRune(r)
 		case r == '\n':
 			b.WriteString(`\n`)
 		case r == '\t':
@@ -179,10 +182,30 @@ func clean(s string) string {
 		case unicode.IsControl(r):
 			fmt.Fprintf(&b, `\x%02x`, r)
 		default:
-			b.WriteRune(r)
+			b.WriteRune(r) // utf8.RuneError for a byte that is not UTF-8
 		}
 	}
 	return b.String()
+}
+
+// contPrefix starts each further line of a message over several lines,
+// so that the lines of one message stay together and a script can tell
+// one message from the next: no other output line starts with it.
+const contPrefix = "  | "
+
+// cleanText makes a message text safe to print: each of its lines (a
+// "\r\n" is a newline too) after the first goes on a line of its own
+// starting with contPrefix; tabs are kept; other control characters are
+// escaped as clean does.
+func cleanText(s string) string {
+	if !strings.Contains(s, "\n") {
+		return escape(s, true)
+	}
+	lines := strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = escape(l, true)
+	}
+	return strings.Join(lines, "\n"+contPrefix)
 }
 
 // msgKind is how a message came to be shown.
@@ -210,6 +233,8 @@ func (k msgKind) String() string {
 //	message 2026-11-27 14:03 alice -> you: hi
 //	message (away) 2026-11-27 14:03 alice -> #3 gophers: hi
 //	history 2026-11-27 14:03 you -> bob: hi
+//	message 2026-11-27 14:03 alice -> you: two
+//	  | lines
 func fmtMessage(n *names, m *wire.Message, kind msgKind) string {
 	from := n.user(m.From)
 	if m.From != n.me || n.me == 0 {
@@ -221,7 +246,7 @@ func fmtMessage(n *names, m *wire.Message, kind msgKind) string {
 	if m.Group != 0 {
 		to = n.group(m.Group)
 	}
-	return fmt.Sprintf("%s %s %s -> %s: %s", kind, n.time(m.TS), from, to, clean(m.Text))
+	return fmt.Sprintf("%s %s %s -> %s: %s", kind, n.time(m.TS), from, to, cleanText(m.Text))
 }
 
 // fmtSent is the reply to one's own message.
@@ -230,7 +255,7 @@ func fmtSent(n *names, m *wire.Message) string {
 	if m.Group != 0 {
 		to = n.group(m.Group)
 	}
-	return fmt.Sprintf("sent %s you -> %s: %s", n.time(m.TS), to, clean(m.Text))
+	return fmt.Sprintf("sent %s you -> %s: %s", n.time(m.TS), to, cleanText(m.Text))
 }
 
 func onlineMark(online *bool) string {
@@ -342,7 +367,11 @@ func fmtPush(n *names, f *frame) string {
 		return "kicked: you logged in somewhere else, so this session was closed" + reason(f.Reason) +
 			"; not reconnecting (/login to take the session back)"
 	case "shutdown":
-		return "shutdown: the server is shutting down" + reason(f.Reason) + "; reconnecting"
+		// The reason is not shown: it tells a client what to do ("reconnect
+		// to another node"), and this one does it by itself, to the one
+		// address it was given, where the server will be once it is back
+		// (behind a proxy, another node at once).
+		return "shutdown: the server is shutting down; reconnecting when it is back"
 	}
 	return ""
 }

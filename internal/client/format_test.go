@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"chat/internal/wire"
 )
@@ -35,8 +37,14 @@ func TestFormatMessage(t *testing.T) {
 			"message 2026-11-27 14:03 zed -> #4: x"},
 		{wire.Message{ID: 7, From: 1, FromName: "alice", To: 2, Text: "yo", TS: ts}, msgHistory,
 			"history 2026-11-27 14:03 you -> bob: yo"},
+		// A text over several lines: each further line under the first,
+		// after "  | "; tabs kept; other control characters escaped.
 		{wire.Message{ID: 8, From: 2, FromName: "bob", To: 1, Text: "two\nlines\x1b[2J\ttab", TS: ts}, msgLive,
-			`message 2026-11-27 14:03 bob -> you: two\nlines\x1b[2J\ttab`},
+			"message 2026-11-27 14:03 bob -> you: two\n  | lines\\x1b[2J\ttab"},
+		{wire.Message{ID: 8, From: 2, FromName: "bob", To: 1, Text: "a\r\n\nb\rc\n", TS: ts}, msgAway,
+			"message (away) 2026-11-27 14:03 bob -> you: a\n  | \n  | b\\rc\n  | "},
+		{wire.Message{ID: 8, From: 2, FromName: "bob\n\x1b", To: 1, Text: "\u009b31m\x7f\xff", TS: ts}, msgLive,
+			"message 2026-11-27 14:03 bob\\n\\x1b -> you: \\x9b31m\\x7f\ufffd"},
 		{wire.Message{ID: 9, From: 1, FromName: "alice", To: 8, Text: "?", TS: ts}, msgHistory,
 			"history 2026-11-27 14:03 you -> user 8: ?"},
 	}
@@ -49,6 +57,9 @@ func TestFormatMessage(t *testing.T) {
 		t.Errorf("sent: %q", got)
 	}
 	if got := fmtSent(n, &wire.Message{ID: 5, From: 1, Group: 3, Text: "hi", TS: ts}); got != "sent 2026-11-27 14:03 you -> #3 gophers: hi" {
+		t.Errorf("sent: %q", got)
+	}
+	if got := fmtSent(n, &wire.Message{ID: 5, From: 1, To: 2, Text: "hi\nthere", TS: ts}); got != "sent 2026-11-27 14:03 you -> bob: hi\n  | there" {
 		t.Errorf("sent: %q", got)
 	}
 }
@@ -89,8 +100,10 @@ func TestFormatPush(t *testing.T) {
 		{frame{Type: "member_joined", Group: []byte("3"), User: &wire.User{ID: 2, Name: "bob"}}, "member bob joined #3 gophers"},
 		{frame{Type: "member_left", Group: []byte("3"), User: &wire.User{ID: 2, Name: "bob"}}, "member bob left #3 gophers"},
 		{frame{Type: "kicked", Reason: "logged in elsewhere"}, "kicked: you logged in somewhere else, so this session was closed (logged in elsewhere); not reconnecting (/login to take the session back)"},
-		{frame{Type: "shutdown", Reason: "server shutting down"}, "shutdown: the server is shutting down (server shutting down); reconnecting"},
-		{frame{Type: "shutdown"}, "shutdown: the server is shutting down; reconnecting"},
+		// The server's reason ("reconnect to another node") is not shown:
+		// the client reconnects by itself, to its one address.
+		{frame{Type: "shutdown", Reason: "the server is shutting down; reconnect to another node"}, "shutdown: the server is shutting down; reconnecting when it is back"},
+		{frame{Type: "shutdown"}, "shutdown: the server is shutting down; reconnecting when it is back"},
 		{frame{Type: "weather"}, ""},
 		{frame{Type: "presence"}, ""},
 	}
@@ -149,4 +162,37 @@ func TestDecodeFrame(t *testing.T) {
 	if f.Code != wire.CodeTooLong {
 		t.Errorf("code: %+v", f)
 	}
+}
+
+// Whatever a message holds, its output lines carry no control character
+// but a tab (each line ends where the output adds its newline), no byte
+// that is not UTF-8, and every line after the first starts with
+// contPrefix: nothing can drive the terminal, and one message stays one
+// event.
+func FuzzCleanText(f *testing.F) {
+	for _, s := range []string{"hi", "two\nlines\x1b[2J\ttab", "a\r\n\nb\rc\n", "\u009b31m\x7f\xff", "\n", "\x1b]0;title\a", "\u2028\u202e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := cleanText(s)
+		if !utf8.ValidString(out) {
+			t.Fatalf("%q -> %q: not UTF-8", s, out)
+		}
+		for i, line := range strings.Split(out, "\n") {
+			if i > 0 && !strings.HasPrefix(line, contPrefix) {
+				t.Fatalf("%q -> %q: line %d lacks the prefix", s, out, i)
+			}
+			for _, r := range line {
+				if unicode.IsControl(r) && r != '\t' {
+					t.Fatalf("%q -> %q: control character %U", s, out, r)
+				}
+			}
+		}
+		if want := strings.Count(strings.ReplaceAll(s, "\r\n", "\n"), "\n"); strings.Count(out, "\n") != want {
+			t.Fatalf("%q -> %q: %d lines, want %d", s, out, strings.Count(out, "\n")+1, want+1)
+		}
+		if c := clean(s); strings.ContainsFunc(c, unicode.IsControl) || !utf8.ValidString(c) {
+			t.Fatalf("clean(%q) = %q", s, c)
+		}
+	})
 }

@@ -87,6 +87,7 @@ func (a *args) set(k argKind, s string, seed bool) bool {
 	case argChat:
 		a.Target, ok = parseChatRef(s)
 	case argText:
+		s = strings.Trim(s, "\n") // the blank lines around a message typed over several
 		a.Text, ok = s, s != ""
 	case argPassword:
 		a.Password, ok = s, true
@@ -104,8 +105,10 @@ func (a *args) set(k argKind, s string, seed bool) bool {
 	return ok
 }
 
-// usageError is a malformed or unknown command; its text is the hint.
-type usageError struct{ hint string }
+// usageError is a malformed or unknown command, or a line refused before
+// it is parsed; its text is the hint. cmd names the command when the line
+// is refused for its length ("error msg: too long: ..."), else it is "".
+type usageError struct{ cmd, hint string }
 
 func (e *usageError) Error() string { return e.hint }
 
@@ -129,17 +132,21 @@ func parseLine(line string) (*command, args, error) {
 	if cmd, a, ok, err := parseSeed(trimmed); ok {
 		return cmd, a, err
 	}
-	return say, args{Text: line}, nil
+	return say, args{Text: strings.Trim(line, "\n")}, nil
 }
+
+// blanks separate words. A newline is one too: "/msg bob\" then "hi" is
+// "/msg bob\nhi", a message to bob (see joiner).
+const blanks = " \t\n"
 
 // splitWord splits off the first blank-separated word.
 func splitWord(s string) (word, rest string) {
-	s = strings.TrimLeft(s, " \t")
-	i := strings.IndexAny(s, " \t")
+	s = strings.TrimLeft(s, blanks)
+	i := strings.IndexAny(s, blanks)
 	if i < 0 {
 		return s, ""
 	}
-	return s[:i], strings.TrimLeft(s[i+1:], " \t")
+	return s[:i], strings.TrimLeft(s[i+1:], blanks)
 }
 
 // parseSlash parses "/NAME ARGS" by the table entry for NAME.
@@ -281,4 +288,107 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// --- messages over several lines ---
+
+// joiner puts together a message typed over several lines. A message line
+// (a plain line, or a command whose last argument is TEXT: /msg, /g and
+// the seed forms chat: and groupchat:) that ends in a backslash goes on on
+// the next line: the backslash becomes a newline. The lines after the
+// first are text, whatever they start with. A message line ending in two
+// backslashes ends there, with one of them (so a message may end in a
+// backslash). Other lines are taken as they are: "/login bob pw\" has the
+// password "pw\". Both input readers use it, so the syntax is the same on
+// a terminal and in a script.
+type joiner struct {
+	parts []string // the message's lines so far, their last backslash removed
+	size  int      // their bytes
+	cut   bool     // a line was cut: the whole is refused
+}
+
+// maxInputLine is the longest line, and message over several lines, read
+// whole: far more than a request may carry (a frame is 64 KiB by default,
+// a message text at most wire.MaxTextBytes), so anything refused is
+// refused with its own size or the server's limit, never cut.
+const maxInputLine = 1 << 20
+
+// add takes one line of input; cut says that it was not read whole. When
+// the line ends a command (or a message), done is true and whole is the
+// full line, its parts joined by newlines; whole is then refused (cut
+// true) if any of its lines was cut or it is longer than maxInputLine.
+func (j *joiner) add(line string, cut bool) (whole string, wasCut, done bool) {
+	line = strings.TrimSuffix(line, "\r")
+	if !j.pending() && !isMessageLine(line) {
+		return line, cut, true
+	}
+	more := false
+	switch {
+	case cut: // its end is not what was typed
+	case strings.HasSuffix(line, `\\`):
+		line = line[:len(line)-1]
+	case strings.HasSuffix(line, `\`):
+		line, more = line[:len(line)-1], true
+	}
+	switch room := maxInputLine - j.size; {
+	case j.cut && len(j.parts) > 0:
+		// refused already: the first part names the command
+	case len(line)+1 > room: // +1: the newline
+		j.parts, j.cut = append(j.parts, line[:max(room-1, 0)]), true
+	default:
+		j.parts = append(j.parts, line)
+		j.size += len(line) + 1
+	}
+	j.cut = j.cut || cut
+	if more {
+		return "", false, false
+	}
+	return j.end()
+}
+
+// pending reports whether a message is being continued.
+func (j *joiner) pending() bool { return len(j.parts) > 0 || j.cut }
+
+// end finishes the message being continued: at the end of input, what was
+// typed is sent as it is.
+func (j *joiner) end() (whole string, cut bool, done bool) {
+	whole, cut = strings.Join(j.parts, "\n"), j.cut
+	*j = joiner{}
+	return whole, cut, true
+}
+
+// isMessageLine reports whether a line sends a message, so that a final
+// backslash continues it.
+func isMessageLine(line string) bool {
+	cmd := lineCommand(line)
+	return cmd != nil && len(cmd.args) > 0 && cmd.args[len(cmd.args)-1] == argText
+}
+
+// lineCommand is the table entry a line runs, without reading its
+// arguments: say for text, nil for an unknown slash command or a blank line.
+func lineCommand(line string) *command {
+	trimmed := strings.TrimSpace(line)
+	switch {
+	case trimmed == "":
+		return nil
+	case strings.HasPrefix(trimmed, "/"):
+		name, _ := splitWord(trimmed[1:])
+		return bySlash[name]
+	}
+	word, _, hasColon := strings.Cut(trimmed, ":")
+	if cmd := bySeed[word]; cmd != nil && (hasColon || len(cmd.args) == 0 || cmd.args[0] == argIgnored) {
+		return cmd // as parseSeed reads it
+	}
+	return say
+}
+
+// tooLongLine is the input for a line refused because it was cut: the
+// error names the line's command when it is known ("error msg: too long:
+// ..."). why says what was too long.
+func tooLongLine(line, why string) input {
+	err := &usageError{hint: "too long: " + why + "; nothing was sent"}
+	if cmd := lineCommand(line); cmd != nil {
+		err.cmd = cmd.name
+	}
+	return input{err: err}
 }

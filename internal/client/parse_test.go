@@ -88,6 +88,14 @@ func TestParseLine(t *testing.T) {
 		{line: "/fly", hint: "unknown command /fly: /help lists the commands"},
 		{line: "/", hint: "/help lists them"},
 		{line: "hello there", cmd: "say", want: args{Text: "hello there"}},
+		// messages over several lines, as the joiner hands them over
+		{line: "/msg bob first\nsecond", cmd: "msg", want: args{Target: user("bob"), Text: "first\nsecond"}},
+		{line: "/msg bob\nfirst\n\tsecond\n", cmd: "msg", want: args{Target: user("bob"), Text: "first\n\tsecond"}},
+		{line: "/g 3 \n\nhi\n\n", cmd: "g", want: args{Target: gid(3), Text: "hi"}},
+		{line: "/msg bob\n", hint: "usage: /msg USER TEXT"},
+		{line: "first\n  second\n", cmd: "say", want: args{Text: "first\n  second"}},
+		{line: "\n\n", cmd: ""},
+		{line: "chat:2:a\nb", cmd: "msg", want: args{Target: uid(2), Text: "a\nb"}},
 		{line: "  indented", cmd: "say", want: args{Text: "  indented"}},
 		// the seed project's commands
 		{line: "help", cmd: "help"},
@@ -159,5 +167,113 @@ func TestHelpCoversCommands(t *testing.T) {
 	}
 	if !strings.HasPrefix(help, "commands:\n") {
 		t.Errorf("/help starts with %q", help[:min(len(help), 20)])
+	}
+}
+
+// A message line ending in a backslash goes on on the next line; other
+// lines are taken as they are.
+func TestJoiner(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []string
+		want  []string // the whole lines handed over, in order
+	}{
+		{"one line", []string{"hello"}, []string{"hello"}},
+		{"two lines", []string{`hello\`, "world"}, []string{"hello\nworld"}},
+		{"CRLF", []string{"hello\\\r", "world\r"}, []string{"hello\nworld"}},
+		{"three, a blank one inside", []string{`/msg bob a\`, `\`, "c"}, []string{"/msg bob a\n\nc"}},
+		{"the target on the first line", []string{`/msg bob\`, "hi"}, []string{"/msg bob\nhi"}},
+		{"a continuation line is text", []string{`/g 3 look\`, "/quit"}, []string{"/g 3 look\n/quit"}},
+		{"the seed forms", []string{`chat:2:a\`, "b", `groupchat:3:c\`, "d"}, []string{"chat:2:a\nb", "groupchat:3:c\nd"}},
+		{"two backslashes: one, and the end", []string{`C:\\`, "next"}, []string{`C:\`, "next"}},
+		{"three backslashes", []string{`a\\\`, "next"}, []string{`a\\`, "next"}},
+		{"a backslash inside", []string{`a\b`}, []string{`a\b`}},
+		{"not a message: a password", []string{`/login bob pass\`, "next"}, []string{`/login bob pass\`, "next"}},
+		{"not a message: a description", []string{`/create g a\`, "next"}, []string{`/create g a\`, "next"}},
+		{"not a message: an unknown command", []string{`/fly\`, "next"}, []string{`/fly\`, "next"}},
+		{"not a message: a seed command", []string{`addfriend:2\`, "next"}, []string{`addfriend:2\`, "next"}},
+		{"a blank line", []string{"", "x"}, []string{"", "x"}},
+	}
+	for _, tt := range tests {
+		var j joiner
+		var got []string
+		for _, l := range tt.lines {
+			if whole, cut, done := j.add(l, false); done {
+				if cut {
+					t.Errorf("%s: %q cut", tt.name, whole)
+				}
+				got = append(got, whole)
+			}
+		}
+		if j.pending() {
+			t.Errorf("%s: still pending", tt.name)
+		}
+		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+
+	// A cut line refuses the whole message it is part of, and ends it.
+	var j joiner
+	if _, _, done := j.add(`first\`, false); done || !j.pending() {
+		t.Fatal("first line: not pending")
+	}
+	if whole, cut, done := j.add("xxxx", true); !done || !cut || whole != "first\nxxxx" {
+		t.Errorf("cut line: %q %v %v", whole, cut, done)
+	}
+	if whole, cut, done := j.add("/help", false); !done || cut || whole != "/help" {
+		t.Errorf("after: %q %v %v", whole, cut, done)
+	}
+	// A message growing past maxInputLine is refused whole.
+	line := strings.Repeat("x", maxInputLine/2) + `\`
+	for i := 0; i < 3; i++ {
+		if _, _, done := j.add(line, false); done {
+			t.Fatalf("line %d: done", i)
+		}
+	}
+	if whole, cut, done := j.add("end", false); !done || !cut || len(whole) > maxInputLine {
+		t.Errorf("too long: %d bytes, cut %v, done %v", len(whole), cut, done)
+	}
+	// The end of input sends what was gathered.
+	j.add(`last\`, false)
+	if whole, cut, _ := j.end(); whole != "last" || cut || j.pending() {
+		t.Errorf("end: %q %v", whole, cut)
+	}
+}
+
+// In plain mode a line of any length is read: up to maxInputLine whole,
+// past it refused whole (with the command named), and reading goes on.
+func TestReadPlain(t *testing.T) {
+	long := strings.Repeat("y", 100<<10)
+	tooLong := strings.Repeat("z", 2*maxInputLine)
+	in := "/msg bob " + long + "\n" + "/msg bob " + tooLong + "\n/help\n" + `/g 3 a\` + "\n" + tooLong + "\n" + `last\` + "\nline"
+	inputs := make(chan input, 10)
+	readPlain(strings.NewReader(in), inputs, make(chan struct{}))
+	close(inputs)
+	var got []input
+	for in := range inputs {
+		got = append(got, in)
+	}
+	if len(got) != 6 {
+		t.Fatalf("%d inputs, want 6", len(got))
+	}
+	if got[0].err != nil || cmdName(got[0].cmd) != "msg" || got[0].args.Text != long {
+		t.Errorf("100 KiB line: %q, %d bytes of text, %v", cmdName(got[0].cmd), len(got[0].args.Text), got[0].err)
+	}
+	for _, i := range []int{1, 3} {
+		ue, ok := got[i].err.(*usageError)
+		want := []string{"", "msg", "", "g"}[i]
+		if !ok || ue.cmd != want || ue.hint != "too long: the line is longer than 1048576 bytes; nothing was sent" {
+			t.Errorf("input %d: %#v", i, got[i].err)
+		}
+	}
+	if cmdName(got[2].cmd) != "help" {
+		t.Errorf("after the long line: %q %v", cmdName(got[2].cmd), got[2].err)
+	}
+	if cmdName(got[4].cmd) != "say" || got[4].args.Text != "last\nline" {
+		t.Errorf("last message: %q %+v", cmdName(got[4].cmd), got[4].args)
+	}
+	if !got[5].eof {
+		t.Errorf("no end of input")
 	}
 }

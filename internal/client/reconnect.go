@@ -39,14 +39,7 @@ func (c *core) lost(err error) {
 	}
 	c.queue = append(again, c.queue...)
 	if c.kicked {
-		for _, r := range c.queue {
-			if r.local != nil {
-				r.local()
-			} else if r.op != nil {
-				c.fail(r.op, "not done: this session was taken over by another login")
-			}
-		}
-		c.queue = nil
+		c.failQueue("not done: this session was taken over by another login")
 		c.print(outNotice, "disconnected: the next command connects again")
 		return
 	}
@@ -117,7 +110,7 @@ func (c *core) dialed(nc net.Conn) {
 	}
 	c.attach(nc)
 	c.print(outNotice, "reconnected to %s", c.cfg.addr)
-	if c.creds != nil && !c.loginQueued() {
+	if c.creds != nil && !c.loginQueued(false) {
 		c.relogin()
 	}
 	c.pump()
@@ -132,9 +125,11 @@ func (c *core) queuedLocal() bool {
 	return false
 }
 
-func (c *core) loginQueued() bool {
+// loginQueued reports whether a login request waits in the queue; with
+// checks, also a /login waiting for its turn (inTurn) to be checked.
+func (c *core) loginQueued(checks bool) bool {
 	for _, r := range c.queue {
-		if r.typ == "login" {
+		if r.typ == "login" && (checks || r.local == nil) {
 			return true
 		}
 	}
@@ -143,15 +138,23 @@ func (c *core) loginQueued() bool {
 
 func (c *core) giveUp() {
 	c.print(outError, "error: gave up reconnecting to %s after %v", c.cfg.addr, c.cfg.giveUp)
-	for _, r := range c.queue {
-		if r.local != nil {
+	c.failQueue("not sent: no connection to the server")
+	c.failed = true
+}
+
+// failQueue empties the queue in its order: output waiting for its turn
+// is printed; user commands, sent or waiting for their turn (inTurn), fail
+// with why.
+func (c *core) failQueue(why string) {
+	q := c.queue
+	c.queue = nil
+	for _, r := range q {
+		if r.op != nil {
+			c.fail(r.op, "%s", why)
+		} else if r.local != nil {
 			r.local()
-		} else if r.op != nil {
-			c.fail(r.op, "not sent: no connection to the server")
 		}
 	}
-	c.queue = nil
-	c.failed = true
 }
 
 // relogin logs in again with the remembered name and password; queued
@@ -164,7 +167,8 @@ func (c *core) relogin() {
 		c.relogging = false
 		if !f.OK || f.User == nil {
 			c.out.print(outError, fmtError("relogin", f.Type, f.Code, f.Error))
-			c.creds, c.me, c.names.me = nil, nil, 0
+			c.creds = nil
+			c.setMe(nil)
 			c.failed = true
 			return
 		}

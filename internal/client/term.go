@@ -2,11 +2,15 @@ package client
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 )
@@ -26,41 +30,111 @@ func sendInput(inputs chan<- input, done <-chan struct{}, in input) bool {
 	}
 }
 
-// readPlain reads commands, one a line, until the end of input.
+// readPlain reads commands, one a line (a message perhaps over several,
+// see joiner), until the end of input. A line of any length is read; one
+// longer than maxInputLine is refused whole, never cut.
 func readPlain(r io.Reader, inputs chan<- input, done <-chan struct{}) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		cmd, a, err := parseLine(sc.Text())
-		if err == nil && cmd != nil && cmd.needsPassword() && a.Password == "" {
-			err = usagef("without a terminal, give the password as the second word: /%s NAME PASSWORD", cmd.name)
+	br := bufio.NewReaderSize(r, 64<<10)
+	var j joiner
+	for {
+		line, cut, err := readLine(br, maxInputLine)
+		var whole string
+		var ok bool
+		if err != nil {
+			if !j.pending() {
+				break
+			}
+			whole, cut, ok = j.end() // the last line ended in a backslash
+		} else {
+			whole, cut, ok = j.add(line, cut)
 		}
-		if !sendInput(inputs, done, input{cmd: cmd, args: a, err: err}) {
+		if !ok {
+			continue
+		}
+		in := tooLongLine(whole, fmt.Sprintf("the line is longer than %d bytes", maxInputLine))
+		if !cut {
+			in = parseInput(whole)
+		}
+		if in.err == nil && in.cmd != nil && in.cmd.needsPassword() && in.args.Password == "" {
+			in.err = usagef("without a terminal, give the password as the second word: /%s NAME PASSWORD", in.cmd.name)
+		}
+		if !sendInput(inputs, done, in) {
 			return
+		}
+		if err != nil {
+			break
 		}
 	}
 	sendInput(inputs, done, input{eof: true})
 }
 
-// readTerm reads lines with editing and history; passwords left out of
-// /login and /register are asked for without echo.
-func readTerm(t *term.Terminal, inputs chan<- input, done <-chan struct{}) {
+// readLine reads one line, without its '\n', keeping at most max bytes of
+// it; cut reports that more was read and dropped. A last line without a
+// '\n' counts; err is set only when no line is left.
+func readLine(br *bufio.Reader, limit int) (line string, cut bool, err error) {
+	var buf []byte
 	for {
+		frag, err := br.ReadSlice('\n')
+		if room := limit + 1 - len(buf); len(frag) > room { // +1: the '\n'
+			buf, cut = append(buf, frag[:max(room, 0)]...), true
+		} else {
+			buf = append(buf, frag...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil && len(buf) == 0 && !cut {
+			return "", false, err
+		}
+		buf = bytes.TrimSuffix(buf, []byte("\n"))
+		return string(buf[:min(len(buf), limit)]), cut, nil
+	}
+}
+
+// parseInput parses a whole line into an input.
+func parseInput(line string) input {
+	cmd, a, err := parseLine(line)
+	return input{cmd: cmd, args: a, err: err}
+}
+
+// termLineMax is the most characters golang.org/x/term keeps on one input
+// line (its maxLineLength); the keys typed past it are dropped.
+const termLineMax = 4096
+
+// readTerm reads lines with editing and history; passwords left out of
+// /login and /register are asked for without echo (but not for a /login
+// while logged in, which is refused). A line that the editor cut (keys
+// typed past termLineMax were dropped) is refused whole.
+func readTerm(ui *termUI, inputs chan<- input, done <-chan struct{}) {
+	t := ui.t
+	var j joiner
+	for {
+		ui.cut = false
 		line, err := t.ReadLine()
 		if err != nil {
+			// Ctrl-C or Ctrl-D: leave; a message being continued is dropped.
 			sendInput(inputs, done, input{eof: true})
 			return
 		}
-		cmd, a, perr := parseLine(line)
-		if perr == nil && cmd != nil && cmd.needsPassword() && a.Password == "" {
+		whole, cut, ok := j.add(line, ui.cut)
+		ui.setContinuing(!ok)
+		if !ok {
+			continue
+		}
+		in := tooLongLine(whole, fmt.Sprintf("the line is longer than the %d characters the terminal takes", termLineMax))
+		if !cut {
+			in = parseInput(whole)
+		}
+		if cmd := in.cmd; in.err == nil && cmd != nil && cmd.needsPassword() && in.args.Password == "" &&
+			!(cmd.name == "login" && ui.loggedIn()) {
 			pw, err := t.ReadPassword("password: ")
 			if err != nil {
 				sendInput(inputs, done, input{eof: true})
 				return
 			}
-			a.Password = pw
+			in.args.Password = pw
 		}
-		if !sendInput(inputs, done, input{cmd: cmd, args: a, err: perr}) {
+		if !sendInput(inputs, done, in) {
 			return
 		}
 	}
@@ -71,12 +145,23 @@ type plainUI struct{ w io.Writer }
 
 func (u *plainUI) print(_ outKind, line string) { io.WriteString(u.w, line+"\n") }
 func (u *plainUI) setPrompt(string)             {}
+func (u *plainUI) setUser(string)               {}
 
 // termUI prints above the input line: term.Terminal's Write clears the
 // prompt and the typed text, prints, and redraws them intact.
 type termUI struct {
 	t     *term.Terminal
 	color bool
+
+	// cut: the editor dropped a key typed on the current line (it was
+	// full). Only the input goroutine touches it: the callback that sets
+	// it runs inside ReadLine.
+	cut bool
+
+	mu         sync.Mutex // guards the fields below, set by the core and the input goroutine
+	label      string     // the open conversation, shown in the prompt
+	continuing bool       // a message goes on on the next line: the prompt says so
+	user       string     // logged in as; "" when not
 }
 
 func newTermUI(stdin io.Reader, stdout io.Writer, color bool) *termUI {
@@ -85,7 +170,17 @@ func newTermUI(stdin io.Reader, stdout io.Writer, color bool) *termUI {
 		io.Writer
 	}{stdin, stdout}, "> ")
 	t.History = &lineHistory{}
-	return &termUI{t: t, color: color}
+	u := &termUI{t: t, color: color}
+	// Called for each key that is not an editing key, before the editor
+	// adds it to the line, or drops it when the line is full (a printable
+	// key: the editor's own test).
+	t.AutoCompleteCallback = func(line string, _ int, key rune) (string, int, bool) {
+		if key >= ' ' && !(key >= 0xd800 && key <= 0xdbff) && utf8.RuneCountInString(line) >= termLineMax {
+			u.cut = true
+		}
+		return "", 0, false
+	}
+	return u
 }
 
 // start puts the terminal in raw mode and follows its size until done is
@@ -118,6 +213,9 @@ func (u *termUI) start(inFD, outFD int, done <-chan struct{}) (restore func(), e
 	}, nil
 }
 
+// print prints an event: its first line after a two-character gutter (a
+// marker for messages), and the further lines of a message (which start
+// with contPrefix) under it, each in the event's colour.
 func (u *termUI) print(kind outKind, line string) {
 	e := u.t.Escape
 	var col []byte
@@ -134,18 +232,60 @@ func (u *termUI) print(kind outKind, line string) {
 	case outNotice:
 		col = e.Cyan
 	}
-	if u.color && col != nil {
-		line = string(col) + line + string(e.Reset)
+	var b strings.Builder
+	for i, l := range strings.Split(line, "\n") {
+		if i > 0 {
+			prefix = "  "
+		}
+		if u.color && col != nil {
+			l = string(col) + l + string(e.Reset)
+		}
+		b.WriteString(prefix + l + "\n")
 	}
-	u.t.Write([]byte(prefix + line + "\n"))
+	u.t.Write([]byte(b.String()))
 }
 
 func (u *termUI) setPrompt(label string) {
-	if label == "" {
-		u.t.SetPrompt("> ")
-		return
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.label = label
+	u.prompt()
+}
+
+func (u *termUI) setUser(name string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.user = name
+}
+
+// loggedIn reports whether the core last said that it was logged in.
+func (u *termUI) loggedIn() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.user != ""
+}
+
+// setContinuing shows whether the next line continues a message: the
+// prompt is then a "| " as wide as the prompt ("bob> ", then "   | ").
+func (u *termUI) setContinuing(on bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.continuing != on {
+		u.continuing = on
+		u.prompt()
 	}
-	u.t.SetPrompt(label + "> ")
+}
+
+// prompt sets the terminal's prompt; u.mu is held.
+func (u *termUI) prompt() {
+	p := "> "
+	if u.label != "" {
+		p = u.label + "> "
+	}
+	if u.continuing {
+		p = strings.Repeat(" ", utf8.RuneCountInString(p)-2) + "| "
+	}
+	u.t.SetPrompt(p)
 }
 
 // lineHistory is the terminal's line history; it keeps no passwords:

@@ -192,3 +192,83 @@ func TestTerminal(t *testing.T) {
 		t.Fatal("client did not quit")
 	}
 }
+
+// Under a real pseudo-terminal: a /login while logged in is refused
+// without asking for a password; a line longer than the editor takes is
+// refused, not cut; a message typed over two lines (a backslash at the
+// end of the first) goes as one text with a newline, the prompt showing
+// the continuation; a message over several lines is shown as several,
+// the further ones under the first.
+func TestTerminalLongAndMultiline(t *testing.T) {
+	fs := newFakeServer(t)
+	master, slave := openPTY(t)
+	scr := &screen{t: t}
+	readDone := make(chan struct{})
+	go func() {
+		io.Copy(scr, master)
+		close(readDone)
+	}()
+	rc := make(chan int, 1)
+	cfg := Options{Addr: fs.addr()}.config()
+	go func() { rc <- run(cfg, slave, slave, io.Discard, true) }()
+	defer func() {
+		master.Close()
+		slave.Close()
+		<-readDone
+	}()
+	typeKeys := func(s string) {
+		t.Helper()
+		if _, err := master.WriteString(s); err != nil {
+			t.Fatalf("type %q: %v", s, err)
+		}
+	}
+
+	at := scr.waitFor(0, "/help lists the commands")
+	typeKeys("/login alice s3cret\r")
+	fs.reply(fs.next("login"), `"user":{"id":1,"name":"alice","online":true},"friends":[],"groups":[]`)
+	at = scr.waitFor(at, "ok login alice")
+
+	// Logged in: /login asks for no password and is refused.
+	typeKeys("/login bob\r")
+	at = scr.waitFor(at, "error login: you are logged in as alice: /logout first")
+	if strings.Contains(scr.String(), "password:") {
+		t.Errorf("a password was asked for")
+	}
+
+	typeKeys("/open bob\r")
+	fs.reply(fs.next("whois"), `"user":{"id":2,"name":"bob","online":true}`)
+	at = scr.waitFor(at, "bob> ")
+
+	// 5,000 characters on one line: the editor keeps 4,096; the line is
+	// refused, nothing is sent.
+	typeKeys(strings.Repeat("x", 5000) + "\r")
+	at = scr.waitFor(at, "error msg: too long: the line is longer than the 4096 characters the terminal takes; nothing was sent")
+
+	// Two lines, one message.
+	typeKeys("first line\\\r")
+	at = scr.waitFor(at, "\n   | ")
+	typeKeys("second line\r")
+	chat := fs.next("chat") // the first chat request: the long line sent nothing
+	if chat["text"] != "first line\nsecond line" {
+		t.Errorf("chat text %q", chat["text"])
+	}
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	fs.reply(chat, `"message":{"id":8,"from":1,"from_name":"alice","to":2,"text":"first line\nsecond line","ts":`+now+`}`)
+	at = scr.waitFor(at, "you -> bob: first line\r\n    | second line\r\n")
+	at = scr.waitFor(at, "bob> ")
+
+	// A message over three lines arrives: its further lines under the
+	// first, in its colour; its escape sequence escaped.
+	fs.send(`{"type":"message","message":{"id":9,"from":2,"from_name":"bob","to":1,"text":"one\ntwo\u001b[2J\n\tthree","ts":` + now + `}}`)
+	at = scr.waitFor(at, "bob -> you: one\x1b[0m\r\n  \x1b[32m  | two\\x1b[2J\x1b[0m\r\n  \x1b[32m  | \tthree\x1b[0m\r\n")
+
+	typeKeys("/quit\r")
+	select {
+	case status := <-rc:
+		if status != 1 { // the refused commands
+			t.Errorf("exit status %d, want 1", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("client did not quit")
+	}
+}
