@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"chat/internal/wire"
+)
+
+// Handlers of accounts and sessions: register, login, logout, ping.
+
+// register {name, password} -> {user}
+func handleRegister(ctx context.Context, c *conn, r *Request) response {
+	name, perr := str(r.f.Name, "name")
+	if perr != nil {
+		return fail(perr)
+	}
+	pass, perr := str(r.f.Password, "password")
+	if perr != nil {
+		return fail(perr)
+	}
+	if perr := checkName(name); perr != nil {
+		return fail(perr)
+	}
+	if perr := checkPassword(pass); perr != nil {
+		return fail(perr)
+	}
+	srv := c.srv
+	if perr := srv.registerAllowed(c); perr != nil {
+		return fail(perr)
+	}
+	// A taken name costs a lookup, not a hash. (Taken between here and
+	// the insert, it is name_taken from the insert.)
+	switch _, err := srv.store.Account(ctx, name, 0); {
+	case err == nil:
+		return fail(ErrNameTaken)
+	case !errors.Is(err, ErrNoSuchUser):
+		return fail(err)
+	}
+	var hash []byte
+	var herr error
+	if err := srv.hash(ctx, func() {
+		hash, herr = bcrypt.GenerateFromPassword([]byte(pass), srv.cfg.BcryptCost)
+	}); err != nil {
+		return fail(err)
+	}
+	if herr != nil {
+		return fail(herr)
+	}
+	u, err := srv.store.CreateUser(ctx, name, hash)
+	if err != nil {
+		return fail(err)
+	}
+	srv.dir.rememberUser(u)
+	return ok(struct {
+		User User `json:"user"`
+	}{u})
+}
+
+// dummyHash is compared against when a login names no user, so that a
+// missing user costs as much time as a wrong password. Its first call
+// hashes: call it in a hashing slot.
+func (s *Server) dummyHash() []byte {
+	s.dummyOnce.Do(func() {
+		s.dummy, _ = bcrypt.GenerateFromPassword([]byte("no such user, no such password"), s.cfg.BcryptCost)
+	})
+	return s.dummy
+}
+
+// login {name | id, password} -> {user, friends, groups}, then the backlog
+func handleLogin(ctx context.Context, c *conn, r *Request) response {
+	name, byName, perr := optStr(r.f.Name, "name")
+	if perr != nil {
+		return fail(perr)
+	}
+	var uid int64
+	if !byName {
+		var hasID bool
+		if uid, hasID, perr = optInt(r.f.ID, "id"); perr != nil {
+			return fail(perr)
+		}
+		if !hasID {
+			return bad(wire.CodeBadRequest, `"name" or "id" is required`)
+		}
+	}
+	pass, perr := str(r.f.Password, "password")
+	if perr != nil {
+		return fail(perr)
+	}
+	srv := c.srv
+	if s := c.sess.Load(); s != nil {
+		c.endSession(ctx, s)
+	}
+	acct, err := srv.checkLogin(ctx, c, name, byName, uid, pass)
+	if err != nil {
+		return fail(err)
+	}
+	srv.dir.rememberUser(acct.User)
+	friends, err := srv.store.Friends(ctx, acct.ID)
+	if err != nil {
+		return fail(err)
+	}
+	groups, err := srv.store.GroupsOf(ctx, acct.ID)
+	if err != nil {
+		return fail(err)
+	}
+	// Before the claim, so that a failure leaves no session behind; the
+	// user counts as online already.
+	if err := srv.markOnline(ctx, acct.ID, friends, groups); err != nil {
+		return fail(err)
+	}
+	s, err := c.startSession(ctx, acct.User, friends, groups)
+	if err != nil {
+		return fail(err)
+	}
+	user := acct.User
+	user.Online = wire.Bool(true)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return response{
+		result: struct {
+			User    User    `json:"user"`
+			Friends []User  `json:"friends"`
+			Groups  []Group `json:"groups"`
+		}{user, friends, groups},
+		after: func() {
+			c.releasePushes()
+			go c.streamBacklog(s.ctx, s, s.backlogDone)
+		},
+	}
+}
+
+// checkLogin checks a login's credentials, within the throttles: the
+// address's before anything is looked up, the account's before the
+// password is hashed, so that a throttled attempt costs no bcrypt. Each
+// failure is logged, never with the password.
+func (s *Server) checkLogin(ctx context.Context, c *conn, name string, byName bool, uid int64, pass string) (Account, error) {
+	who, whoField := name, "name"
+	if !byName {
+		who, whoField = strconv.FormatInt(uid, 10), "id"
+	}
+	at, wait := s.loginTry(c)
+	if at == nil {
+		return Account{}, rateLimited(wait, "too many failed logins from your address; retry after %d ms", retryAfterMS(wait))
+	}
+	var acct Account
+	var err error
+	switch {
+	case byName && !wire.ValidName(name), !byName && uid <= 0:
+		err = ErrNoSuchUser
+	default:
+		acct, err = s.store.Account(ctx, name, uid)
+	}
+	key := "u" + strconv.FormatInt(acct.ID, 10)
+	switch {
+	case errors.Is(err, ErrNoSuchUser):
+		key = whoField[:1] + ":" + who
+	case err != nil:
+		at.done(attemptCancelled)
+		return Account{}, err
+	}
+	if wait := at.onAccount(key, c, whoField, who); wait > 0 {
+		return Account{}, rateLimited(wait, "too many failed logins; retry after %d ms", retryAfterMS(wait))
+	}
+	match := false
+	if herr := s.hash(ctx, func() {
+		if err != nil || checkPassword(pass) != nil {
+			// bcrypt would ignore bytes past 72: such a password never
+			// matches. An unknown user costs a hash all the same.
+			bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(pass))
+			return
+		}
+		match = bcrypt.CompareHashAndPassword(acct.Hash, []byte(pass)) == nil
+	}); herr != nil {
+		at.done(attemptCancelled)
+		return Account{}, herr
+	}
+	if !match {
+		at.done(attemptFailed)
+		c.log.Info("login failed", whoField, logName(who), "reason", "bad_credentials")
+		return Account{}, protoErr(wire.CodeBadCredentials, "wrong name or password")
+	}
+	at.done(attemptSucceeded)
+	return acct, nil
+}
+
+// markOnline fills in the online flags of users and group members; me, the
+// user asking, is online.
+func (s *Server) markOnline(ctx context.Context, me int64, users []User, groups []Group) error {
+	var ids []int64
+	for _, u := range users {
+		ids = append(ids, u.ID)
+	}
+	for _, g := range groups {
+		for _, m := range g.Members {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	online, err := s.presence.AreOnline(ctx, ids)
+	if err != nil {
+		return err
+	}
+	online[me] = true
+	for i := range users {
+		users[i].Online = wire.Bool(online[users[i].ID])
+	}
+	for gi := range groups {
+		for mi := range groups[gi].Members {
+			m := &groups[gi].Members[mi]
+			m.Online = online[m.ID]
+		}
+	}
+	return nil
+}
+
+// logout {} -> {}
+func handleLogout(ctx context.Context, c *conn, r *Request) response {
+	if s := c.sess.Load(); s != nil {
+		c.endSession(ctx, s)
+	}
+	return ok(nil)
+}
+
+// ping {} -> {}
+func handlePing(ctx context.Context, c *conn, r *Request) response { return ok(nil) }
