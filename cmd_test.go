@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -226,17 +227,10 @@ func TestParseConfigHelp(t *testing.T) {
 	}
 }
 
-// cmdFreeAddr returns a 127.0.0.1 address with a port that was free a
-// moment ago.
+// cmdFreeAddr returns a 127.0.0.1 address with a port from freePort.
 func cmdFreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 }
 
 // cmdHTTPGet fetches url with a bounded wait.

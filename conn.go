@@ -293,13 +293,13 @@ func (c *conn) badFrame(r *Request, perr *ProtoError) {
 // reply queues a ready reply. It does not wait: the reader waited for room
 // before it decoded the request (waitRoom).
 func (c *conn) reply(b []byte) {
-	c.queue(outFrame{b: b, n: len(b)})
+	c.queue(outFrame{b: b, n: len(b)}, nil)
 }
 
 // replyLater queues a reply that fill builds once wait is closed.
 func (c *conn) replyLater(wait <-chan struct{}, fill func() []byte) {
 	c.pending = append(c.pending, wait)
-	c.queue(outFrame{n: c.lineLen + deferredOverhead, wait: wait, fill: fill})
+	c.queue(outFrame{n: c.lineLen + deferredOverhead, wait: wait, fill: fill}, nil)
 	if len(c.pending) >= maxUnwritten {
 		c.waitPending()
 	}

@@ -37,31 +37,13 @@ func (f *outFrame) ready() bool {
 	}
 }
 
-// queue adds a reply to the ordered queue, unless the connection is
-// winding down.
-func (c *conn) queue(f outFrame) {
+// queue adds f to the ordered queue without waiting. It returns false if
+// the connection is winding down, or, when only is not nil, if only is no
+// longer the connection's session (a backlog frame must not follow its
+// session's logout reply).
+func (c *conn) queue(f outFrame, only *session) bool {
 	c.mu.Lock()
-	if c.draining {
-		c.mu.Unlock()
-		return
-	}
-	c.ordered = append(c.ordered, f)
-	c.queued += f.n
-	c.mu.Unlock()
-	c.signal()
-}
-
-// enqueue adds a ready frame of only's backlog to the ordered queue once
-// the queue has room (waitRoom). It returns false if the connection ended
-// first, or if only is no longer the connection's session (a backlog frame
-// must not follow its session's logout reply).
-func (c *conn) enqueue(f outFrame, only *session) bool {
-	if !c.waitRoom(only) {
-		return false
-	}
-	f.n = len(f.b)
-	c.mu.Lock()
-	if c.draining || c.sess.Load() != only {
+	if c.draining || only != nil && c.sess.Load() != only {
 		c.mu.Unlock()
 		return false
 	}
@@ -70,6 +52,14 @@ func (c *conn) enqueue(f outFrame, only *session) bool {
 	c.mu.Unlock()
 	c.signal()
 	return true
+}
+
+// enqueue adds a ready frame of only's backlog to the ordered queue once
+// the queue has room (waitRoom). It returns false if the connection ended
+// first, or if only is no longer the connection's session.
+func (c *conn) enqueue(f outFrame, only *session) bool {
+	f.n = len(f.b)
+	return c.waitRoom(only) && c.queue(f, only)
 }
 
 // waitRoom waits until what is queued for the connection is under

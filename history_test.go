@@ -39,6 +39,45 @@ func historyIDs(t *testing.T, f frame) []int64 {
 	return ids
 }
 
+// chats sends n messages of text from c to user, pipelined, and returns
+// their ids in order.
+func chats(t *testing.T, c *testClient, to int64, text string, n int) []int64 {
+	t.Helper()
+	rids := make([]int, n)
+	for i := range rids {
+		rids[i] = c.send("chat", map[string]any{"to": to, "text": text})
+	}
+	ids := make([]int64, n)
+	for i, rid := range rids {
+		f := c.reply(rid)
+		if !f.ok() {
+			t.Fatalf("chat %d: %v", i, f)
+		}
+		ids[i] = f.obj("message").num("id")
+	}
+	return ids
+}
+
+// checkPage checks a history reply: ok, and its messages the newest of
+// want (want's tail), at least one, whole.
+func checkPage(t *testing.T, f frame, want []int64) []frame {
+	t.Helper()
+	if !f.ok() {
+		t.Fatalf("history: %v", f)
+	}
+	msgs := f.list("messages")
+	if len(msgs) == 0 || len(msgs) > len(want) {
+		t.Fatalf("history: %d messages of %d", len(msgs), len(want))
+	}
+	tail := want[len(want)-len(msgs):]
+	for i, m := range msgs {
+		if m.num("id") != tail[i] {
+			t.Fatalf("history message %d: id %d, want %d (the newest kept, oldest first)", i, m.num("id"), tail[i])
+		}
+	}
+	return msgs
+}
+
 // with returns base and more in one new map.
 func with(base map[string]any, more map[string]any) map[string]any {
 	m := make(map[string]any, len(base)+len(more))
@@ -202,83 +241,131 @@ func TestHistoryAfterPaging(t *testing.T) {
 	})
 }
 
-func TestHistoryAfterShrunkToSendBuffer(t *testing.T) {
-	// A history page with "after" that could not fit in -send-buffer comes
-	// back with its OLDEST messages that fit; paging on with after = the
-	// last id got misses nothing.
-	t.Parallel()
-	tests := []struct {
-		name       string
-		sendBuf    int
-		maxFrame   int
-		text       string
-		n          int
-		wantShrunk bool
-	}{
+// shrinkCase is a history reply that may not fit in -send-buffer: n
+// messages of text, with -send-buffer sendBuf and -max-frame maxFrame.
+type shrinkCase struct {
+	name              string
+	sendBuf, maxFrame int
+	text              string
+	n                 int
+	wantShrunk        bool
+}
+
+// forEachShrinkCase runs check on each store for three cases: a page that
+// fits whole, one that does not (named shrunk), and one message over a
+// tiny buffer. check gets ids, the tc.n messages of tc.text stored from a
+// user to with, and raw, logged in as that user, to see each reply as sent.
+// Then chat_history_shrunk_total must say whether a reply was shrunk.
+func forEachShrinkCase(t *testing.T, shrunk, prefix string, check func(t *testing.T, tc shrinkCase, raw *rawConn, with int64, ids []int64)) {
+	tests := []shrinkCase{
 		{"fits whole", 4 << 20, 64 << 10, bigText, 40, false},
-		{"cut to the oldest", 256 << 10, 64 << 10, bigText, 200, true},
+		{shrunk, 256 << 10, 64 << 10, bigText, 200, true},
 		{"one message over a tiny buffer", 257, 256, strings.Repeat("z", 200), 3, true},
 	}
 	forEachStore(t, func(t *testing.T, db string) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
-				ts := startServer(t, db, func(c *Config) {
-					c.SendBuffer, c.MaxFrame = byteSize(tc.sendBuf), tc.maxFrame
-				})
-				a := newUser(t, ts.addr, "hf")
-				b := newUser(t, ts.addr, "hfb")
+				ts, a, b := twoUsers(t, db, tc.sendBuf, prefix, func(c *Config) { c.MaxFrame = tc.maxFrame })
 				ids := chats(t, a, b.user, tc.text, tc.n)
 				a.must("logout", nil)
-				raw := dialRaw(t, ts.addr) // to see each reply as sent
+				raw := dialRaw(t, ts.addr)
 				raw.login(a.user)
-				// page asks for the page after after (and below before, if
-				// not 0), checks it is the oldest of want that fit, whole,
-				// and returns its ids.
-				page := func(rid int, after, before int64, want []int64) []int64 {
-					t.Helper()
-					req := fmt.Sprintf(`{"type":"history","with":%d,"after":%d,"limit":200,"rid":%d`, b.user, after, rid)
-					if before > 0 {
-						req += fmt.Sprintf(`,"before":%d`, before)
-					}
-					fmt.Fprintln(raw, req+"}")
-					line := raw.line()
-					got := historyIDs(t, decodeLine(t, line))
-					if len(got) > 1 && len(line)+1 > tc.sendBuf {
-						t.Fatalf("page %d: %d bytes with %d messages, over -send-buffer %d", rid, len(line)+1, len(got), tc.sendBuf)
-					}
-					if len(want) > 0 && len(got) == 0 {
-						t.Fatalf("page %d: empty, want the oldest of %d", rid, len(want))
-					}
-					if !slices.Equal(got, want[:len(got)]) {
-						t.Fatalf("page %d: %v, want the oldest of %v (a head)", rid, got, want)
-					}
-					return got
-				}
-				var got []int64
-				after := int64(0)
-				for rid := 0; ; rid++ {
-					p := page(rid, after, 0, ids[len(got):])
-					if len(p) == 0 {
-						break
-					}
-					if rid == 0 && (len(p) < len(ids)) != tc.wantShrunk {
-						t.Fatalf("first page: %d of %d messages, shrunk want %v", len(p), len(ids), tc.wantShrunk)
-					}
-					got = append(got, p...)
-					after = p[len(p)-1]
-				}
-				if !slices.Equal(got, ids) {
-					t.Fatalf("paging forwards got %d messages, want %d", len(got), len(ids))
-				}
-				// With before too: the oldest of the interval still.
-				if len(ids) >= 3 {
-					page(1000, ids[0], ids[len(ids)-1], ids[1:len(ids)-1])
-				}
+				check(t, tc, raw, b.user, ids)
 				if shrunk := ts.srv.metrics.historyShrunk.Load(); (shrunk > 0) != tc.wantShrunk {
 					t.Fatalf("chat_history_shrunk_total %d, want shrunk %v", shrunk, tc.wantShrunk)
 				}
 			})
+		}
+	})
+}
+
+func TestLimitHistoryShrunkToSendBuffer(t *testing.T) {
+	// A history reply that could not fit in -send-buffer comes back with
+	// the newest messages that fit; paging on with before gets the rest.
+	t.Parallel()
+	forEachShrinkCase(t, "cut to the newest", "hs", func(t *testing.T, tc shrinkCase, raw *rawConn, with int64, ids []int64) {
+		var got []int64 // every page, newest first
+		before := int64(0)
+		for page := 0; ; page++ {
+			req := fmt.Sprintf(`{"type":"history","with":%d,"limit":200,"rid":%d`, with, page)
+			if before > 0 {
+				req += fmt.Sprintf(`,"before":%d`, before)
+			}
+			fmt.Fprintln(raw, req+"}")
+			line := raw.line()
+			f := decodeLine(t, line)
+			msgs := f.list("messages")
+			if len(msgs) == 0 {
+				break
+			}
+			if len(line)+1 > tc.sendBuf && len(msgs) > 1 {
+				t.Fatalf("page %d: %d bytes with %d messages, over -send-buffer %d", page, len(line)+1, len(msgs), tc.sendBuf)
+			}
+			rest := ids[:len(ids)-len(got)]
+			checkPage(t, f, rest)
+			if page == 0 && (len(msgs) < len(ids)) != tc.wantShrunk {
+				t.Fatalf("first page: %d of %d messages, shrunk want %v", len(msgs), len(ids), tc.wantShrunk)
+			}
+			for i := len(msgs) - 1; i >= 0; i-- {
+				got = append(got, msgs[i].num("id"))
+			}
+			before = msgs[0].num("id")
+		}
+		if len(got) != len(ids) {
+			t.Fatalf("paging got %d messages, want %d", len(got), len(ids))
+		}
+	})
+}
+
+func TestHistoryAfterShrunkToSendBuffer(t *testing.T) {
+	// A history page with "after" that could not fit in -send-buffer comes
+	// back with its OLDEST messages that fit; paging on with after = the
+	// last id got misses nothing.
+	t.Parallel()
+	forEachShrinkCase(t, "cut to the oldest", "hf", func(t *testing.T, tc shrinkCase, raw *rawConn, with int64, ids []int64) {
+		// page asks for the page after after (and below before, if not
+		// 0), checks it is the oldest of want that fit, whole, and
+		// returns its ids.
+		page := func(rid int, after, before int64, want []int64) []int64 {
+			t.Helper()
+			req := fmt.Sprintf(`{"type":"history","with":%d,"after":%d,"limit":200,"rid":%d`, with, after, rid)
+			if before > 0 {
+				req += fmt.Sprintf(`,"before":%d`, before)
+			}
+			fmt.Fprintln(raw, req+"}")
+			line := raw.line()
+			got := historyIDs(t, decodeLine(t, line))
+			if len(got) > 1 && len(line)+1 > tc.sendBuf {
+				t.Fatalf("page %d: %d bytes with %d messages, over -send-buffer %d", rid, len(line)+1, len(got), tc.sendBuf)
+			}
+			if len(want) > 0 && len(got) == 0 {
+				t.Fatalf("page %d: empty, want the oldest of %d", rid, len(want))
+			}
+			if !slices.Equal(got, want[:len(got)]) {
+				t.Fatalf("page %d: %v, want the oldest of %v (a head)", rid, got, want)
+			}
+			return got
+		}
+		var got []int64
+		after := int64(0)
+		for rid := 0; ; rid++ {
+			p := page(rid, after, 0, ids[len(got):])
+			if len(p) == 0 {
+				break
+			}
+			if rid == 0 && (len(p) < len(ids)) != tc.wantShrunk {
+				t.Fatalf("first page: %d of %d messages, shrunk want %v", len(p), len(ids), tc.wantShrunk)
+			}
+			got = append(got, p...)
+			after = p[len(p)-1]
+		}
+		if !slices.Equal(got, ids) {
+			t.Fatalf("paging forwards got %d messages, want %d", len(got), len(ids))
+		}
+		// With before too: the oldest of the interval still.
+		if len(ids) >= 3 {
+			page(1000, ids[0], ids[len(ids)-1], ids[1:len(ids)-1])
 		}
 	})
 }

@@ -18,7 +18,7 @@ import (
 
 // The abuse limits of docs/protocol.md, "Limits and abuse", each attacked:
 // the connection caps, the login deadline, the send buffer (back-pressure,
-// shrunk history replies, slow connections closed) and half-sent frames.
+// slow connections closed; history_test.go shrinks history) and half-sent frames.
 
 // queuedBytes is what the connection has queued, in all and in pushes.
 func (c *conn) queuedBytes() (all, pushes int) {
@@ -145,43 +145,12 @@ func bigChats(t *testing.T, c *testClient, to int64, n int) []int64 {
 	return chats(t, c, to, bigText, n)
 }
 
-// chats sends n messages of text from c to user, pipelined, and returns
-// their ids in order.
-func chats(t *testing.T, c *testClient, to int64, text string, n int) []int64 {
+// twoUsers starts a server with -send-buffer sendBuf (and edit) and makes
+// two users on it, named after prefix and prefix+"b".
+func twoUsers(t *testing.T, db string, sendBuf int, prefix string, edit ...func(*Config)) (ts *testServer, a, b *testClient) {
 	t.Helper()
-	rids := make([]int, n)
-	for i := range rids {
-		rids[i] = c.send("chat", map[string]any{"to": to, "text": text})
-	}
-	ids := make([]int64, n)
-	for i, rid := range rids {
-		f := c.reply(rid)
-		if !f.ok() {
-			t.Fatalf("chat %d: %v", i, f)
-		}
-		ids[i] = f.obj("message").num("id")
-	}
-	return ids
-}
-
-// checkPage checks a history reply: ok, and its messages the newest of
-// want (want's tail), at least one, whole.
-func checkPage(t *testing.T, f frame, want []int64) []frame {
-	t.Helper()
-	if !f.ok() {
-		t.Fatalf("history: %v", f)
-	}
-	msgs := f.list("messages")
-	if len(msgs) == 0 || len(msgs) > len(want) {
-		t.Fatalf("history: %d messages of %d", len(msgs), len(want))
-	}
-	tail := want[len(want)-len(msgs):]
-	for i, m := range msgs {
-		if m.num("id") != tail[i] {
-			t.Fatalf("history message %d: id %d, want %d (the newest kept, oldest first)", i, m.num("id"), tail[i])
-		}
-	}
-	return msgs
+	ts = startServer(t, db, append([]func(*Config){func(c *Config) { c.SendBuffer = byteSize(sendBuf) }}, edit...)...)
+	return ts, newUser(t, ts.addr, prefix), newUser(t, ts.addr, prefix+"b")
 }
 
 func TestConnLimiter(t *testing.T) {
@@ -307,9 +276,9 @@ func TestLimitConnectionCaps(t *testing.T) {
 			t.Parallel()
 			// The clients are on loopback, which the per-address cap
 			// leaves to a local proxy: count it here as a remote host.
-			ts, _ := startGuarded(t, sqliteURL(t), func(c *Config) {
+			ts, _ := startHooked(t, sqliteURL(t), func(s *Server) { s.limiter.limitLoopback = true }, func(c *Config) {
 				c.MaxConns, c.MaxConnsPerIP = tc.maxConns, tc.perIP
-			}, func(s *Server) { s.limiter.limitLoopback = true })
+			})
 			conns := make([]net.Conn, len(tc.from))
 			for i, src := range tc.from {
 				conns[i] = dialFrom(t, ts.addr, src)
@@ -440,9 +409,7 @@ func TestLimitSendBufferBackPressure(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, db string) {
 		const sendBuf = 512 << 10
-		ts := startServer(t, db, func(c *Config) { c.SendBuffer = sendBuf })
-		a := newUser(t, ts.addr, "bp")
-		b := newUser(t, ts.addr, "bpb")
+		ts, a, b := twoUsers(t, db, sendBuf, "bp")
 		ids := bigChats(t, a, b.user, 200)
 		a.must("logout", nil)
 
@@ -501,18 +468,17 @@ func TestLimitPipelinedChatsBounded(t *testing.T) {
 	// chats without reading is held back like any other.
 	t.Parallel()
 	const sendBuf = 128 << 10
-	ts := startServer(t, sqliteURL(t), func(c *Config) { c.SendBuffer = sendBuf })
-	a := newUser(t, ts.addr, "pc")
-	b := newUser(t, ts.addr, "pcb")
+	ts, a, b := twoUsers(t, sqliteURL(t), sendBuf, "pc")
 	b.must("logout", nil)
 	a.must("logout", nil)
 	raw := dialRaw(t, ts.addr)
 	raw.login(a.user)
 	sc := serverConn(t, ts, a.user)
 	const n = 600
+	text, _ := json.Marshal(bigText)
 	var reqs bytes.Buffer
 	for i := range n {
-		fmt.Fprintf(&reqs, `{"type":"chat","to":%d,"text":%s,"rid":%d}`+"\n", b.user, mustJSON(bigText), i)
+		fmt.Fprintf(&reqs, `{"type":"chat","to":%d,"text":%s,"rid":%d}`+"\n", b.user, text, i)
 	}
 	go raw.Write(reqs.Bytes()) // blocks while the server does not read
 	peak := watchQueue(t, sc, func() bool { return ts.srv.metrics.sendBufferWaits.Load() > 0 })
@@ -527,81 +493,6 @@ func TestLimitPipelinedChatsBounded(t *testing.T) {
 	}
 }
 
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
-
-func TestLimitHistoryShrunkToSendBuffer(t *testing.T) {
-	// A history reply that could not fit in -send-buffer comes back with
-	// the newest messages that fit; paging on with before gets the rest.
-	t.Parallel()
-	tests := []struct {
-		name       string
-		sendBuf    int
-		maxFrame   int
-		text       string
-		n          int
-		wantShrunk bool
-	}{
-		{"fits whole", 4 << 20, 64 << 10, bigText, 40, false},
-		{"cut to the newest", 256 << 10, 64 << 10, bigText, 200, true},
-		{"one message over a tiny buffer", 257, 256, strings.Repeat("z", 200), 3, true},
-	}
-	forEachStore(t, func(t *testing.T, db string) {
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				t.Parallel()
-				ts := startServer(t, db, func(c *Config) {
-					c.SendBuffer, c.MaxFrame = byteSize(tc.sendBuf), tc.maxFrame
-				})
-				a := newUser(t, ts.addr, "hs")
-				b := newUser(t, ts.addr, "hsb")
-				ids := chats(t, a, b.user, tc.text, tc.n)
-				a.must("logout", nil)
-				raw := dialRaw(t, ts.addr) // to see each reply as sent
-				raw.login(a.user)
-				var got []int64 // every page, newest first
-				before := int64(0)
-				for page := 0; ; page++ {
-					req := fmt.Sprintf(`{"type":"history","with":%d,"limit":200,"rid":%d`, b.user, page)
-					if before > 0 {
-						req += fmt.Sprintf(`,"before":%d`, before)
-					}
-					fmt.Fprintln(raw, req+"}")
-					line := raw.line()
-					f := decodeLine(t, line)
-					msgs := f.list("messages")
-					if len(msgs) == 0 {
-						break
-					}
-					if len(line)+1 > tc.sendBuf && len(msgs) > 1 {
-						t.Fatalf("page %d: %d bytes with %d messages, over -send-buffer %d", page, len(line)+1, len(msgs), tc.sendBuf)
-					}
-					rest := ids[:len(ids)-len(got)]
-					checkPage(t, f, rest)
-					if page == 0 && (len(msgs) < len(ids)) != tc.wantShrunk {
-						t.Fatalf("first page: %d of %d messages, shrunk want %v", len(msgs), len(ids), tc.wantShrunk)
-					}
-					for i := len(msgs) - 1; i >= 0; i-- {
-						got = append(got, msgs[i].num("id"))
-					}
-					before = msgs[0].num("id")
-				}
-				if len(got) != len(ids) {
-					t.Fatalf("paging got %d messages, want %d", len(got), len(ids))
-				}
-				if shrunk := ts.srv.metrics.historyShrunk.Load(); (shrunk > 0) != tc.wantShrunk {
-					t.Fatalf("chat_history_shrunk_total %d, want shrunk %v", shrunk, tc.wantShrunk)
-				}
-			})
-		}
-	})
-}
-
 func TestLimitSlowPushesPastSendBuffer(t *testing.T) {
 	// Pushes cannot wait: a connection whose unsent pushes pass
 	// -send-buffer in bytes (far below -send-queue in number) is closed,
@@ -609,9 +500,7 @@ func TestLimitSlowPushesPastSendBuffer(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, db string) {
 		const sendBuf = 128 << 10
-		ts := startServer(t, db, func(c *Config) { c.SendBuffer = sendBuf })
-		sender := newUser(t, ts.addr, "sp")
-		slow := newUser(t, ts.addr, "spb")
+		ts, sender, slow := twoUsers(t, db, sendBuf, "sp")
 		slow.must("logout", nil)
 		raw := dialRaw(t, ts.addr)
 		raw.Conn.(*net.TCPConn).SetReadBuffer(4096)
@@ -647,9 +536,7 @@ func TestLimitBacklogBoundedBySendBuffer(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, db string) {
 		const sendBuf = 256 << 10
-		ts := startServer(t, db, func(c *Config) { c.SendBuffer = sendBuf })
-		a := newUser(t, ts.addr, "bl")
-		b := newUser(t, ts.addr, "blb")
+		ts, a, b := twoUsers(t, db, sendBuf, "bl")
 		b.must("logout", nil)
 		ids := bigChats(t, a, b.user, 300)
 		raw := dialRaw(t, ts.addr)

@@ -79,9 +79,12 @@ func sqliteMigrateNext(ctx context.Context, db *sql.DB, list []migration) (done 
 	return false, recordSQLite(ctx, tx, m, len(steps))
 }
 
+// insertMigration adds a migration's row to schema_migrations: version,
+// name, applied_ms (NULL while under way), steps_done.
+const insertMigration = `INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, ?, ?, 0)`
+
 func recordSQLite(ctx context.Context, tx *sql.Tx, m migration, steps int) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, ?, ?, 0)`,
-		m.version, m.name, nowMS(), steps)
+	_, err := tx.ExecContext(ctx, insertMigration, m.version, m.name, nowMS(), steps)
 	if err == nil {
 		err = tx.Commit()
 	}
@@ -148,8 +151,7 @@ func migrateMySQL(ctx context.Context, dbURL string, list []migration) error {
 		}
 		if v == 1 {
 			m := list[0]
-			if _, err := conn.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, ?, ?, 0)`,
-				m.version, m.name, nowMS(), len(m.steps(d))); err != nil {
+			if _, err := conn.ExecContext(ctx, insertMigration, m.version, m.name, nowMS(), len(m.steps(d))); err != nil {
 				return fmt.Errorf("schema migration 1 (%s): record: %w", m.name, err)
 			}
 			current = 1
@@ -159,8 +161,7 @@ func migrateMySQL(ctx context.Context, dbURL string, list []migration) error {
 		from, doubt := 0, false
 		if n := len(st); n > 0 && st[n-1].version == m.version { // under way
 			from, doubt = st[n-1].stepsDone, st[n-1].inDoubt
-		} else if _, err := conn.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, NULL, 0, 0)`,
-			m.version, m.name); err != nil {
+		} else if _, err := conn.ExecContext(ctx, insertMigration, m.version, m.name, nil, 0); err != nil {
 			return fmt.Errorf("schema migration %d (%s): record: %w", m.version, m.name, err)
 		}
 		steps := m.steps(d)

@@ -46,11 +46,16 @@ func openStore(ctx context.Context, dbURL string, m *Metrics, migrations []migra
 		db.Close()
 		return nil, err
 	}
+	return newStore(db, d, m), nil
+}
+
+// newStore is a Store over an open, migrated database.
+func newStore(db *sql.DB, d *dialect, m *Metrics) *Store {
 	s := &Store{db: db, d: d, metrics: m, recent: newRecentMessages(recentSize)}
 	if d.singleWriter {
 		s.writeGate = make(chan struct{}, 1)
 	}
-	return s, nil
+	return s
 }
 
 func (s *Store) Close() error { return s.db.Close() }

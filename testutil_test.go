@@ -106,6 +106,8 @@ func mysqlURL(t testing.TB) string {
 type testServer struct {
 	t    testing.TB
 	cfg  Config
+	hook func(*Server) // run on every new Server before it listens; may be nil
+	logs *syncBuffer   // the servers' log, when kept (startHooked)
 	srv  *Server
 	addr string
 	done chan error
@@ -120,14 +122,31 @@ func testConfig(db string) Config {
 	return cfg
 }
 
-// startServer starts a server; edit adjusts its config first.
+// startServer starts a server; edit adjusts its config first (nil: no
+// change).
 func startServer(t testing.TB, db string, edit ...func(*Config)) *testServer {
+	t.Helper()
+	return newTestServer(t, db, nil, nil, edit)
+}
+
+// startHooked starts a server like startServer, with hook run on the
+// Server before it listens (to set test hooks; again on restart) and its
+// log kept.
+func startHooked(t testing.TB, db string, hook func(*Server), edit ...func(*Config)) (*testServer, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	return newTestServer(t, db, hook, logs, edit), logs
+}
+
+func newTestServer(t testing.TB, db string, hook func(*Server), logs *syncBuffer, edit []func(*Config)) *testServer {
 	t.Helper()
 	cfg := testConfig(db)
 	for _, e := range edit {
-		e(&cfg)
+		if e != nil {
+			e(&cfg)
+		}
 	}
-	ts := &testServer{t: t, cfg: cfg}
+	ts := &testServer{t: t, cfg: cfg, hook: hook, logs: logs}
 	ts.start()
 	t.Cleanup(ts.stop)
 	return ts
@@ -142,9 +161,16 @@ func testLogger() *slog.Logger {
 
 func (ts *testServer) start() {
 	ts.t.Helper()
-	srv, err := NewServer(context.Background(), ts.cfg, testLogger())
+	log := testLogger()
+	if ts.logs != nil {
+		log = slog.New(slog.NewTextHandler(ts.logs, nil))
+	}
+	srv, err := NewServer(context.Background(), ts.cfg, log)
 	if err != nil {
 		ts.t.Fatalf("new server: %v", err)
+	}
+	if ts.hook != nil {
+		ts.hook(srv)
 	}
 	if err := srv.Listen(); err != nil {
 		ts.t.Fatalf("listen: %v", err)

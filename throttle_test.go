@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,31 +14,6 @@ import (
 // Tests of the abuse controls: the per-user rate limit over every request
 // type, retry_after, the login and register throttles, and the hashing
 // slots. Units first (no server), then real servers.
-
-// startGuarded starts a server like startServer, with its log kept in a
-// buffer and hook run on the Server before it serves (to set test hooks).
-func startGuarded(t *testing.T, db string, edit func(*Config), hook func(*Server)) (*testServer, *syncBuffer) {
-	t.Helper()
-	cfg := testConfig(db)
-	if edit != nil {
-		edit(&cfg)
-	}
-	logs := &syncBuffer{}
-	srv, err := NewServer(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	if hook != nil {
-		hook(srv)
-	}
-	if err := srv.Listen(); err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ts := &testServer{t: t, cfg: cfg, srv: srv, addr: srv.Addr().String(), done: make(chan error, 1)}
-	go func() { ts.done <- srv.Serve() }()
-	t.Cleanup(ts.stop)
-	return ts, logs
-}
 
 // retryAfter returns a rate_limited reply's retry_after, failing the test
 // unless it is there and positive.
@@ -402,7 +376,7 @@ func TestRateLimitAcksOverdraw(t *testing.T) {
 // unknown name is throttled like a known one.
 func TestLoginThrottle(t *testing.T) {
 	forEachStore(t, func(t *testing.T, db string) {
-		ts, logs := startGuarded(t, db, nil, nil)
+		ts, logs := startHooked(t, db, nil, nil)
 		c := dial(t, ts.addr)
 		name := uniqueName("lt")
 		uid := c.must("register", map[string]any{"name": name, "password": testPassword}).obj("user").num("id")
@@ -459,7 +433,7 @@ func TestLoginThrottle(t *testing.T) {
 // connections guessing at once get no more tries than one connection.
 func TestLoginThrottleParallel(t *testing.T) {
 	forEachStore(t, func(t *testing.T, db string) {
-		ts, _ := startGuarded(t, db, func(c *Config) { c.BcryptCost = 8 }, nil)
+		ts, _ := startHooked(t, db, nil, func(c *Config) { c.BcryptCost = 8 })
 		name := uniqueName("ltp")
 		dial(t, ts.addr).must("register", map[string]any{"name": name, "password": testPassword})
 		g := ts.srv.guard()
@@ -501,7 +475,7 @@ func TestLoginThrottleParallel(t *testing.T) {
 // Loopback clients are exempt (a local proxy's), unless the test says.
 func TestLoginThrottleAddress(t *testing.T) {
 	forEachStore(t, func(t *testing.T, db string) {
-		ts, logs := startGuarded(t, db, nil, func(s *Server) { s.guard().throttleLoopback = true })
+		ts, logs := startHooked(t, db, func(s *Server) { s.guard().throttleLoopback = true }, nil)
 		c := dial(t, ts.addr)
 		name := uniqueName("lta")
 		c.must("register", map[string]any{"name": name, "password": testPassword})
@@ -533,7 +507,7 @@ func TestLoginThrottleAddress(t *testing.T) {
 // TestRegisterThrottle: 10 accounts a minute from one address, then
 // rate_limited with the time to the next.
 func TestRegisterThrottle(t *testing.T) {
-	ts, _ := startGuarded(t, sqliteURL(t), nil, func(s *Server) { s.guard().throttleLoopback = true })
+	ts, _ := startHooked(t, sqliteURL(t), func(s *Server) { s.guard().throttleLoopback = true }, nil)
 	c := dial(t, ts.addr)
 	for range registerPerMinute {
 		c.must("register", map[string]any{"name": uniqueName("rt"), "password": testPassword})
@@ -551,7 +525,7 @@ func TestRegisterThrottle(t *testing.T) {
 func TestRegisterTakenNameDoesNotHash(t *testing.T) {
 	forEachStore(t, func(t *testing.T, db string) {
 		// were it to hash, each attempt would take a second
-		ts, _ := startGuarded(t, db, func(c *Config) { c.BcryptCost = 14 }, nil)
+		ts, _ := startHooked(t, db, nil, func(c *Config) { c.BcryptCost = 14 })
 		name := uniqueName("rtn")
 		if _, err := ts.srv.store.CreateUser(context.Background(), name, []byte("not a hash")); err != nil {
 			t.Fatal(err)
@@ -577,7 +551,7 @@ func TestRegisterTakenNameDoesNotHash(t *testing.T) {
 func TestHashSlots(t *testing.T) {
 	forEachStore(t, func(t *testing.T, db string) {
 		var running, peak atomic.Int64
-		ts, _ := startGuarded(t, db, nil, func(s *Server) {
+		ts, _ := startHooked(t, db, func(s *Server) {
 			s.guard().onHash = func() {
 				n := running.Add(1)
 				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
@@ -585,7 +559,7 @@ func TestHashSlots(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 				running.Add(-1)
 			}
-		})
+		}, nil)
 		slots := runtime.GOMAXPROCS(0)
 		n := 4*slots + 4
 		var wg sync.WaitGroup

@@ -3,17 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +18,7 @@ import (
 	"time"
 
 	"chat/internal/client"
+	"chat/internal/testcert"
 )
 
 // TLS on the client port (tls.go; docs/protocol.md, "TLS"): the protocol
@@ -31,33 +26,17 @@ import (
 // reloads, the warning for plain text on a reachable address, start-up
 // errors, SIGHUP on a real process, and the command-line client over TLS.
 
-// testCA is a private certificate authority made for a test.
+// testCA is a private certificate authority made for a test, with its
+// certificate in a file (for the client's -ca).
 type testCA struct {
-	cert  *x509.Certificate
-	key   *ecdsa.PrivateKey
-	file  string // the CA certificate, PEM
-	roots *x509.CertPool
+	*testcert.CA
+	file string // the CA certificate, PEM
 }
 
 func newTestCA(t testing.TB) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "chat test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{cert: cert, key: key, file: filepath.Join(t.TempDir(), "ca.pem"), roots: x509.NewCertPool()}
-	ca.roots.AddCert(cert)
-	writePEM(t, ca.file, "CERTIFICATE", der)
+	ca := &testCA{CA: testcert.NewCA(t), file: filepath.Join(t.TempDir(), "ca.pem")}
+	writeFile(t, ca.file, ca.PEM)
 	return ca
 }
 
@@ -65,33 +44,14 @@ func newTestCA(t testing.TB) *testCA {
 // with the given serial number, and its key, to certFile and keyFile.
 func (ca *testCA) issue(t testing.TB, serial int64, certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "chat test server"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "PRIVATE KEY", kder)
+	certPEM, keyPEM := ca.Issue(t, serial, "localhost", "127.0.0.1", "::1")
+	writeFile(t, certFile, certPEM)
+	writeFile(t, keyFile, keyPEM)
 }
 
-func writePEM(t testing.TB, file, typ string, der []byte) {
+func writeFile(t testing.TB, file string, b []byte) {
 	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -143,7 +103,7 @@ func TestTLSChat(t *testing.T) {
 		ca, certFile, keyFile := tlsFiles(t)
 		srv := startServer(t, db, withTLS(certFile, keyFile))
 
-		a, b := dialTLS(t, srv.addr, ca.roots), dialTLS(t, srv.addr, ca.roots)
+		a, b := dialTLS(t, srv.addr, ca.Roots), dialTLS(t, srv.addr, ca.Roots)
 		if v := a.nc.(*tls.Conn).ConnectionState().Version; v < tls.VersionTLS12 {
 			t.Errorf("TLS version %#x", v)
 		}
@@ -160,7 +120,7 @@ func TestTLSChat(t *testing.T) {
 		}
 
 		old, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", srv.addr,
-			&tls.Config{RootCAs: ca.roots, MaxVersion: tls.VersionTLS11})
+			&tls.Config{RootCAs: ca.Roots, MaxVersion: tls.VersionTLS11})
 		if err == nil {
 			old.Close()
 			t.Fatal("a TLS 1.1 client was accepted")
@@ -229,7 +189,7 @@ func TestTLSNoHandshake(t *testing.T) {
 		conns[i] = nc
 	}
 	// The accept loop does not wait for them.
-	c := dialTLS(t, srv.addr, ca.roots)
+	c := dialTLS(t, srv.addr, ca.Roots)
 	c.must("ping", nil)
 	if took := time.Since(start); took > 700*time.Millisecond {
 		t.Errorf("a TLS client took %v to be served beside stalled handshakes", took)
@@ -309,7 +269,7 @@ func TestTLSHandshakeDeadline(t *testing.T) {
 
 	done = serveOne()
 	time.Sleep(deadline / 3)
-	tc, err := tls.Dial("tcp", tl.Addr().String(), &tls.Config{RootCAs: ca.roots})
+	tc, err := tls.Dial("tcp", tl.Addr().String(), &tls.Config{RootCAs: ca.Roots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +333,7 @@ func TestTLSReload(t *testing.T) {
 		if strings.Contains(err.Error(), "PRIVATE KEY") || bytes.Contains([]byte(err.Error()), keyPEM[30:60]) {
 			t.Fatalf("%s: the error shows key material: %v", tc.name, err)
 		}
-		c := dialTLS(t, srv.addr, ca.roots)
+		c := dialTLS(t, srv.addr, ca.Roots)
 		c.must("ping", nil)
 		if s := c.serial(); s != 2 {
 			t.Fatalf("%s: a failed reload changed the certificate: serial %d", tc.name, s)
@@ -388,7 +348,7 @@ func TestTLSReload(t *testing.T) {
 	if err := srv.srv.ReloadCertificates(); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-	if s := dialTLS(t, srv.addr, ca.roots).serial(); s != 3 {
+	if s := dialTLS(t, srv.addr, ca.Roots).serial(); s != 3 {
 		t.Fatalf("serial %d, want 3", s)
 	}
 
@@ -400,7 +360,7 @@ func TestTLSReload(t *testing.T) {
 
 func newTLSUser(t testing.TB, addr string, ca *testCA) *testClient {
 	t.Helper()
-	c := dialTLS(t, addr, ca.roots)
+	c := dialTLS(t, addr, ca.Roots)
 	name := uniqueName("tls")
 	c.user = c.must("register", map[string]any{"name": name, "password": testPassword}).obj("user").num("id")
 	c.must("login", map[string]any{"name": name, "password": testPassword})
@@ -555,7 +515,7 @@ func TestTLSServerProcessSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(`msg="TLS certificate reloaded"`)
-	if s := dialTLS(t, listen, ca.roots).serial(); s != 2 {
+	if s := dialTLS(t, listen, ca.Roots).serial(); s != 2 {
 		t.Fatalf("after SIGHUP: serial %d, want 2", s)
 	}
 	a.must("ping", nil)
@@ -563,7 +523,7 @@ func TestTLSServerProcessSIGHUP(t *testing.T) {
 	os.WriteFile(certFile, []byte("garbage\n"), 0o600)
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitLog(`level=WARN msg="TLS certificate not reloaded: keeping the old one"`)
-	if s := dialTLS(t, listen, ca.roots).serial(); s != 2 {
+	if s := dialTLS(t, listen, ca.Roots).serial(); s != 2 {
 		t.Fatalf("after a bad reload: serial %d, want 2", s)
 	}
 	a.must("ping", nil)

@@ -110,6 +110,14 @@ func (cmd *command) needsPassword() bool {
 	return false
 }
 
+// sendsText reports whether the command sends a message: its last
+// argument is TEXT (/msg, /g, their seed forms, a plain line). Its text is
+// checked against the protocol's limit before the command runs
+// (core.dispatch), and a final backslash continues it (joiner).
+func (cmd *command) sendsText() bool {
+	return len(cmd.args) > 0 && cmd.args[len(cmd.args)-1] == argText
+}
+
 // historyDefault is how many messages /history shows without N.
 const historyDefault = 20
 
@@ -117,8 +125,12 @@ const historyDefault = 20
 func helpLines() []string {
 	lines := []string{"commands:"}
 	for _, cmd := range commands {
-		for _, u := range cmd.usage {
-			lines = append(lines, fmt.Sprintf("  %-26s %s", u.form, u.text))
+		for i, u := range cmd.usage {
+			text := u.text
+			if i == len(cmd.usage)-1 && len(cmd.aliases) > 0 {
+				text += " (also /" + strings.Join(cmd.aliases, ", /") + ")"
+			}
+			lines = append(lines, fmt.Sprintf("  %-26s %s", u.form, text))
 		}
 	}
 	lines = append(lines, "the seed project's commands work too:")
@@ -134,7 +146,8 @@ func helpLines() []string {
 		lines = append(lines, fmt.Sprintf("  %-26s %s", cmd.seed, same))
 	}
 	lines = append(lines,
-		"USER is a name or an id (@NAME for a name made of digits); a line not starting with / goes to the open conversation",
+		"USER is a name or an id (@NAME for a name made of digits); a group ID may be written #ID, and /open, /leave, /g and /history take #NAME for one of your groups",
+		"a line not starting with / goes to the open conversation",
 		fmt.Sprintf(`a message (TEXT, or a plain line) is at most %d bytes; end a line with \ to go on on the next (a newline in the text), with \\ to end it in one \`, wire.MaxTextBytes))
 	return lines
 }
@@ -196,7 +209,7 @@ func (c *core) cmdLogin(op *userOp, a args) {
 			c.fail(op, "give the password: /login NAME PASSWORD")
 			return
 		}
-		c.submitNow(c.loginRequest(op, a))
+		c.submitFront(c.loginRequest(op, a))
 	})
 }
 
@@ -219,7 +232,7 @@ func (c *core) loginRequest(op *userOp, a args) *request {
 			c.out.print(outOK, l)
 		}
 		if c.open != nil {
-			c.out.setPrompt(c.promptLabel())
+			c.setOpen(c.open) // the names the login brought may label it better
 		}
 		c.finish(op, true)
 		c.flushAcks()
@@ -234,9 +247,9 @@ func (c *core) cmdLogout(op *userOp, _ args) {
 			c.failReply(op, f)
 			return
 		}
-		c.creds, c.open = nil, nil
+		c.creds = nil
 		c.setMe(nil)
-		c.out.setPrompt("")
+		c.setOpen(nil)
 		c.print(outOK, "ok logout")
 		c.finish(op, true)
 	})
@@ -244,9 +257,7 @@ func (c *core) cmdLogout(op *userOp, _ args) {
 
 // /msg USER TEXT, chat:ID:TEXT -> [whois], chat
 func (c *core) cmdMsg(op *userOp, a args) {
-	if c.textFits(op, a.Text) {
-		c.withUser(op, a.Target, func(id int64) { c.sendChat(op, id, 0, a.Text) })
-	}
+	c.withUser(op, a.Target, func(id int64) { c.sendChat(op, id, 0, a.Text) })
 }
 
 // TEXT (a plain line) -> chat or group_chat to the open conversation
@@ -254,7 +265,6 @@ func (c *core) cmdSay(op *userOp, a args) {
 	switch {
 	case c.open == nil:
 		c.failLocal(op, "no conversation is open: /open USER, /open #GROUP, or /msg USER TEXT")
-	case !c.textFits(op, a.Text):
 	case c.open.Group:
 		c.sendChat(op, 0, c.open.ID, a.Text)
 	default:
@@ -264,30 +274,19 @@ func (c *core) cmdSay(op *userOp, a args) {
 
 // /open USER, /open #GROUP -> [whois]
 func (c *core) cmdOpen(op *userOp, a args) {
-	then := func(id int64) {
-		r := ref{ID: id, Group: a.Target.Group}
-		c.open = &r
-		label := c.names.user(id)
-		if r.Group {
-			label = c.names.group(id)
-		}
-		c.out.setPrompt(label)
+	c.withChat(op, a.Target, func(id int64) {
+		c.setOpen(&ref{ID: id, Group: a.Target.Group})
+		label := c.promptLabel()
 		c.local(func() {
 			c.print(outOK, "ok open %s", label)
 			c.finish(op, true)
 		})
-	}
-	if a.Target.Group {
-		c.withGroup(op, a.Target, then)
-	} else {
-		c.withUser(op, a.Target, then)
-	}
+	})
 }
 
 // /close
 func (c *core) cmdClose(op *userOp, _ args) {
-	c.open = nil
-	c.out.setPrompt("")
+	c.setOpen(nil)
 	c.local(func() {
 		c.print(outOK, "ok close")
 		c.finish(op, true)
@@ -400,8 +399,7 @@ func (c *core) cmdLeave(op *userOp, a args) {
 			}
 			c.print(outOK, "ok left %s", c.names.group(id))
 			if c.open != nil && c.open.Group && c.open.ID == id {
-				c.open = nil
-				c.out.setPrompt("")
+				c.setOpen(nil)
 			}
 			c.finish(op, true)
 		})
@@ -410,9 +408,7 @@ func (c *core) cmdLeave(op *userOp, a args) {
 
 // /g ID TEXT, groupchat:ID:TEXT -> group_chat
 func (c *core) cmdGroupMsg(op *userOp, a args) {
-	if c.textFits(op, a.Text) {
-		c.withGroup(op, a.Target, func(id int64) { c.sendChat(op, 0, id, a.Text) })
-	}
+	c.withGroup(op, a.Target, func(id int64) { c.sendChat(op, 0, id, a.Text) })
 }
 
 // /history USER|#ID [N] -> [whois], history
@@ -421,7 +417,7 @@ func (c *core) cmdHistory(op *userOp, a args) {
 	if n == 0 {
 		n = historyDefault
 	}
-	then := func(id int64) {
+	c.withChat(op, a.Target, func(id int64) {
 		fields := map[string]any{"limit": n}
 		label := "with " + c.names.user(id)
 		if a.Target.Group {
@@ -443,16 +439,18 @@ func (c *core) cmdHistory(op *userOp, a args) {
 			}
 			c.finish(op, true)
 		})
-	}
-	if a.Target.Group {
-		c.withGroup(op, a.Target, then)
-	} else {
-		c.withUser(op, a.Target, then)
-	}
+	})
 }
 
 // --- shared steps ---
 
+// setOpen opens a conversation (nil: closes it); the prompt shows it.
+func (c *core) setOpen(r *ref) {
+	c.open = r
+	c.out.setPrompt(c.promptLabel())
+}
+
+// promptLabel names the open conversation: "bob", "#3 gophers", or "".
 func (c *core) promptLabel() string {
 	if c.open == nil {
 		return ""
@@ -517,6 +515,16 @@ func (c *core) withUser(op *userOp, r ref, then func(id int64)) {
 		c.names.addUser(f.User.ID, f.User.Name)
 		then(f.User.ID)
 	})
+}
+
+// withChat resolves a conversation, a user or a group, and calls then
+// with its id.
+func (c *core) withChat(op *userOp, r ref, then func(id int64)) {
+	if r.Group {
+		c.withGroup(op, r, then)
+	} else {
+		c.withUser(op, r, then)
+	}
 }
 
 // withGroup resolves a group: an id as it is, a name among the groups seen

@@ -291,12 +291,16 @@ func (c *core) exitReady(now time.Time) (bool, time.Duration) {
 
 // dispatch runs one parsed line: its command's function from the table
 // (commands.go), with a userOp that counts the command until it finishes.
+// A message text is checked here, once for every command that sends one.
 func (c *core) dispatch(cmd *command, a args) {
 	if cmd == nil {
 		return // a blank line
 	}
 	op := &userOp{cmd: cmd}
 	c.busy++
+	if cmd.sendsText() && !c.textFits(op, a.Text) {
+		return // before a name is looked up or a conversation checked
+	}
 	cmd.run(c, op, a)
 }
 
@@ -407,9 +411,11 @@ func (c *core) submit(r *request) {
 	c.pump()
 }
 
-// submitFront sends r before anything queued (pings).
+// submitFront queues r before everything else and sends what it can:
+// pings, and the login of an inTurn function, whose turn it is.
 func (c *core) submitFront(r *request) {
 	c.queue = append([]*request{r}, c.queue...)
+	c.ensureConnected()
 	c.pump()
 }
 
@@ -447,14 +453,6 @@ func (c *core) inTurn(op *userOp, typ string, fn func()) {
 		return
 	}
 	c.queue = append(c.queue, &request{typ: typ, op: op, local: fn})
-}
-
-// submitNow queues r before everything else and sends what it can: for
-// an inTurn function, whose turn it is.
-func (c *core) submitNow(r *request) {
-	c.queue = append([]*request{r}, c.queue...)
-	c.ensureConnected()
-	c.pump()
 }
 
 // local runs fn, which prints a command's result made without the server,

@@ -150,6 +150,14 @@ func (n *names) groupID(name string) (int64, bool) {
 	return 0, false
 }
 
+// to names where a message went: "you", a user, or a group.
+func (n *names) to(m *wire.Message) string {
+	if m.Group != 0 {
+		return n.group(m.Group)
+	}
+	return n.user(m.To)
+}
+
 func (n *names) time(ms int64) string {
 	return time.UnixMilli(ms).In(n.loc).Format("2006-01-02 15:04")
 }
@@ -242,20 +250,12 @@ func fmtMessage(n *names, m *wire.Message, kind msgKind) string {
 			from = clean(m.FromName)
 		}
 	}
-	to := n.user(m.To)
-	if m.Group != 0 {
-		to = n.group(m.Group)
-	}
-	return fmt.Sprintf("%s %s %s -> %s: %s", kind, n.time(m.TS), from, to, cleanText(m.Text))
+	return fmt.Sprintf("%s %s %s -> %s: %s", kind, n.time(m.TS), from, n.to(m), cleanText(m.Text))
 }
 
 // fmtSent is the reply to one's own message.
 func fmtSent(n *names, m *wire.Message) string {
-	to := n.user(m.To)
-	if m.Group != 0 {
-		to = n.group(m.Group)
-	}
-	return fmt.Sprintf("sent %s you -> %s: %s", n.time(m.TS), to, cleanText(m.Text))
+	return fmt.Sprintf("sent %s you -> %s: %s", n.time(m.TS), n.to(m), cleanText(m.Text))
 }
 
 func onlineMark(online *bool) string {

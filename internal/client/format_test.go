@@ -22,45 +22,38 @@ func testNames() *names {
 func TestFormatMessage(t *testing.T) {
 	n := testNames()
 	ts := time.Date(2026, 11, 27, 14, 3, 0, 0, time.UTC).UnixMilli()
-	tests := []struct {
-		m    wire.Message
-		kind msgKind
-		want string
-	}{
-		{wire.Message{ID: 5, From: 2, FromName: "bob", To: 1, Text: "hi", TS: ts}, msgLive,
+	msg := func(m wire.Message, kind msgKind) string { return fmtMessage(n, &m, kind) }
+	sent := func(m wire.Message) string { return fmtSent(n, &m) }
+	tests := []struct{ got, want string }{
+		{msg(wire.Message{ID: 5, From: 2, FromName: "bob", To: 1, Text: "hi", TS: ts}, msgLive),
 			"message 2026-11-27 14:03 bob -> you: hi"},
-		{wire.Message{ID: 5, From: 2, FromName: "bob", To: 1, Text: "hi", TS: ts}, msgAway,
+		{msg(wire.Message{ID: 5, From: 2, FromName: "bob", To: 1, Text: "hi", TS: ts}, msgAway),
 			"message (away) 2026-11-27 14:03 bob -> you: hi"},
-		{wire.Message{ID: 6, From: 2, FromName: "bob", Group: 3, Text: "all", TS: ts}, msgLive,
+		{msg(wire.Message{ID: 6, From: 2, FromName: "bob", Group: 3, Text: "all", TS: ts}, msgLive),
 			"message 2026-11-27 14:03 bob -> #3 gophers: all"},
-		{wire.Message{ID: 6, From: 9, FromName: "zed", Group: 4, Text: "x", TS: ts}, msgLive,
+		{msg(wire.Message{ID: 6, From: 9, FromName: "zed", Group: 4, Text: "x", TS: ts}, msgLive),
 			"message 2026-11-27 14:03 zed -> #4: x"},
-		{wire.Message{ID: 7, From: 1, FromName: "alice", To: 2, Text: "yo", TS: ts}, msgHistory,
+		{msg(wire.Message{ID: 7, From: 1, FromName: "alice", To: 2, Text: "yo", TS: ts}, msgHistory),
 			"history 2026-11-27 14:03 you -> bob: yo"},
 		// A text over several lines: each further line under the first,
 		// after "  | "; tabs kept; other control characters escaped.
-		{wire.Message{ID: 8, From: 2, FromName: "bob", To: 1, Text: "two\nlines\x1b[2J\ttab", TS: ts}, msgLive,
+		{msg(wire.Message{ID: 8, From: 2, FromName: "bob", To: 1, Text: "two\nlines\x1b[2J\ttab", TS: ts}, msgLive),
 			"message 2026-11-27 14:03 bob -> you: two\n  | lines\\x1b[2J\ttab"},
-		{wire.Message{ID: 8, From: 2, FromName: "bob", To: 1, Text: "a\r\n\nb\rc\n", TS: ts}, msgAway,
+		{msg(wire.Message{ID: 8, From: 2, FromName: "bob", To: 1, Text: "a\r\n\nb\rc\n", TS: ts}, msgAway),
 			"message (away) 2026-11-27 14:03 bob -> you: a\n  | \n  | b\\rc\n  | "},
-		{wire.Message{ID: 8, From: 2, FromName: "bob\n\x1b", To: 1, Text: "\u009b31m\x7f\xff", TS: ts}, msgLive,
+		{msg(wire.Message{ID: 8, From: 2, FromName: "bob\n\x1b", To: 1, Text: "\u009b31m\x7f\xff", TS: ts}, msgLive),
 			"message 2026-11-27 14:03 bob\\n\\x1b -> you: \\x9b31m\\x7f\ufffd"},
-		{wire.Message{ID: 9, From: 1, FromName: "alice", To: 8, Text: "?", TS: ts}, msgHistory,
+		{msg(wire.Message{ID: 9, From: 1, FromName: "alice", To: 8, Text: "?", TS: ts}, msgHistory),
 			"history 2026-11-27 14:03 you -> user 8: ?"},
+		// The reply to one's own message.
+		{sent(wire.Message{ID: 5, From: 1, To: 2, Text: "hi", TS: ts}), "sent 2026-11-27 14:03 you -> bob: hi"},
+		{sent(wire.Message{ID: 5, From: 1, Group: 3, Text: "hi", TS: ts}), "sent 2026-11-27 14:03 you -> #3 gophers: hi"},
+		{sent(wire.Message{ID: 5, From: 1, To: 2, Text: "hi\nthere", TS: ts}), "sent 2026-11-27 14:03 you -> bob: hi\n  | there"},
 	}
 	for _, tt := range tests {
-		if got := fmtMessage(n, &tt.m, tt.kind); got != tt.want {
-			t.Errorf("got  %q\nwant %q", got, tt.want)
+		if tt.got != tt.want {
+			t.Errorf("got  %q\nwant %q", tt.got, tt.want)
 		}
-	}
-	if got := fmtSent(n, &wire.Message{ID: 5, From: 1, To: 2, Text: "hi", TS: ts}); got != "sent 2026-11-27 14:03 you -> bob: hi" {
-		t.Errorf("sent: %q", got)
-	}
-	if got := fmtSent(n, &wire.Message{ID: 5, From: 1, Group: 3, Text: "hi", TS: ts}); got != "sent 2026-11-27 14:03 you -> #3 gophers: hi" {
-		t.Errorf("sent: %q", got)
-	}
-	if got := fmtSent(n, &wire.Message{ID: 5, From: 1, To: 2, Text: "hi\nthere", TS: ts}); got != "sent 2026-11-27 14:03 you -> bob: hi\n  | there" {
-		t.Errorf("sent: %q", got)
 	}
 }
 

@@ -361,7 +361,7 @@ func (j *joiner) end() (whole string, cut bool, done bool) {
 // backslash continues it.
 func isMessageLine(line string) bool {
 	cmd := lineCommand(line)
-	return cmd != nil && len(cmd.args) > 0 && cmd.args[len(cmd.args)-1] == argText
+	return cmd != nil && cmd.sendsText()
 }
 
 // lineCommand is the table entry a line runs, without reading its

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -153,6 +154,11 @@ func TestHelpCoversCommands(t *testing.T) {
 		}
 		if cmd.seed != "" {
 			forms = append(forms, cmd.seed)
+		}
+		for _, alias := range cmd.aliases {
+			if !regexp.MustCompile(`/` + regexp.QuoteMeta(alias) + `[,)]`).MatchString(help) {
+				t.Errorf("/help does not show /%s, an alias of /%s", alias, cmd.name)
+			}
 		}
 		for _, form := range forms {
 			if !strings.Contains(help, "  "+form+" ") {

@@ -35,6 +35,7 @@ func sendInput(inputs chan<- input, done <-chan struct{}, in input) bool {
 // longer than maxInputLine is refused whole, never cut.
 func readPlain(r io.Reader, inputs chan<- input, done <-chan struct{}) {
 	br := bufio.NewReaderSize(r, 64<<10)
+	tooLong := fmt.Sprintf("the line is longer than %d bytes", maxInputLine)
 	var j joiner
 	for {
 		line, cut, err := readLine(br, maxInputLine)
@@ -51,10 +52,7 @@ func readPlain(r io.Reader, inputs chan<- input, done <-chan struct{}) {
 		if !ok {
 			continue
 		}
-		in := tooLongLine(whole, fmt.Sprintf("the line is longer than %d bytes", maxInputLine))
-		if !cut {
-			in = parseInput(whole)
-		}
+		in := lineInput(whole, cut, tooLong)
 		if in.err == nil && in.cmd != nil && in.cmd.needsPassword() && in.args.Password == "" {
 			in.err = usagef("without a terminal, give the password as the second word: /%s NAME PASSWORD", in.cmd.name)
 		}
@@ -91,9 +89,13 @@ func readLine(br *bufio.Reader, limit int) (line string, cut bool, err error) {
 	}
 }
 
-// parseInput parses a whole line into an input.
-func parseInput(line string) input {
-	cmd, a, err := parseLine(line)
+// lineInput is the input a whole line makes: the line parsed, or, when
+// it was cut, refused whole, tooLong saying what was too long.
+func lineInput(whole string, cut bool, tooLong string) input {
+	if cut {
+		return tooLongLine(whole, tooLong)
+	}
+	cmd, a, err := parseLine(whole)
 	return input{cmd: cmd, args: a, err: err}
 }
 
@@ -107,6 +109,7 @@ const termLineMax = 4096
 // typed past termLineMax were dropped) is refused whole.
 func readTerm(ui *termUI, inputs chan<- input, done <-chan struct{}) {
 	t := ui.t
+	tooLong := fmt.Sprintf("the line is longer than the %d characters the terminal takes", termLineMax)
 	var j joiner
 	for {
 		ui.cut = false
@@ -121,10 +124,7 @@ func readTerm(ui *termUI, inputs chan<- input, done <-chan struct{}) {
 		if !ok {
 			continue
 		}
-		in := tooLongLine(whole, fmt.Sprintf("the line is longer than the %d characters the terminal takes", termLineMax))
-		if !cut {
-			in = parseInput(whole)
-		}
+		in := lineInput(whole, cut, tooLong)
 		if cmd := in.cmd; in.err == nil && cmd != nil && cmd.needsPassword() && in.args.Password == "" &&
 			!(cmd.name == "login" && ui.loggedIn()) {
 			pw, err := t.ReadPassword("password: ")
@@ -290,7 +290,8 @@ func (u *termUI) prompt() {
 
 // lineHistory is the terminal's line history; it keeps no passwords:
 // "/login NAME PW" is remembered as "/login NAME" (and so for every
-// command of the table that takes a password).
+// command of the table that takes a password), however the line is
+// spaced: it is split as the parser splits it.
 type lineHistory struct {
 	entries []string // oldest first
 }
@@ -298,11 +299,11 @@ type lineHistory struct {
 const historyLines = 200
 
 func (h *lineHistory) Add(entry string) {
-	for name, cmd := range bySlash {
-		p := "/" + name + " "
-		if cmd.needsPassword() && strings.HasPrefix(entry, p) {
-			word, _ := splitWord(entry[len(p):]) // the password follows the first word
-			entry = p + word
+	if e := strings.TrimSpace(entry); strings.HasPrefix(e, "/") {
+		// "/NAME WORD PASSWORD": the password follows the first word.
+		if name, rest := splitWord(e[1:]); bySlash[name] != nil && bySlash[name].needsPassword() {
+			word, _ := splitWord(rest)
+			entry = strings.TrimSpace("/" + name + " " + word)
 		}
 	}
 	if len(h.entries) == historyLines {

@@ -19,7 +19,10 @@ func TestHistoryKeepsNoPasswords(t *testing.T) {
 	h.Add("/login alice s3cret")
 	h.Add("/register bob builder")
 	h.Add("/msg bob hi")
-	want := []string{"/msg bob hi", "/register bob", "/login alice"}
+	h.Add("  /login carol  pass word ") // spaced as the parser takes it
+	h.Add("/login\tdave\tpw")
+	h.Add("/login")
+	want := []string{"/login", "/login dave", "/login carol", "/msg bob hi", "/register bob", "/login alice"}
 	for i, w := range want {
 		if got := h.At(i); got != w {
 			t.Errorf("At(%d) = %q, want %q", i, got, w)
@@ -105,33 +108,42 @@ func (s *screen) waitFor(from int, want string) int {
 	}
 }
 
-// The password is not echoed; a message arriving while a line is half
-// typed is printed above it (bell, marker, colour) and the typed text is
-// redrawn intact; the finished line is sent; the message is acked.
-func TestTerminal(t *testing.T) {
-	const password = "s3cret password"
-	fs := newFakeServer(t)
+// startTerminal runs the client in terminal mode, with colour, under a
+// pseudo-terminal against a fake server. typeKeys types on the terminal,
+// scr is what it shows, rc gets the exit status.
+func startTerminal(t *testing.T) (fs *fakeServer, scr *screen, typeKeys func(string), rc <-chan int) {
+	t.Helper()
+	fs = newFakeServer(t)
 	master, slave := openPTY(t)
-	scr := &screen{t: t}
+	scr = &screen{t: t}
 	readDone := make(chan struct{})
 	go func() {
 		io.Copy(scr, master)
 		close(readDone)
 	}()
-	rc := make(chan int, 1)
+	status := make(chan int, 1)
 	cfg := Options{Addr: fs.addr()}.config()
-	go func() { rc <- run(cfg, slave, slave, io.Discard, true) }()
-	defer func() {
+	go func() { status <- run(cfg, slave, slave, io.Discard, true) }()
+	t.Cleanup(func() {
 		master.Close()
 		slave.Close()
 		<-readDone
-	}()
-	typeKeys := func(s string) {
+	})
+	typeKeys = func(s string) {
 		t.Helper()
 		if _, err := master.WriteString(s); err != nil {
 			t.Fatalf("type %q: %v", s, err)
 		}
 	}
+	return fs, scr, typeKeys, status
+}
+
+// The password is not echoed; a message arriving while a line is half
+// typed is printed above it (bell, marker, colour) and the typed text is
+// redrawn intact; the finished line is sent; the message is acked.
+func TestTerminal(t *testing.T) {
+	const password = "s3cret password"
+	fs, scr, typeKeys, rc := startTerminal(t)
 
 	at := scr.waitFor(0, "/help lists the commands")
 	at = scr.waitFor(at, "> ")
@@ -200,28 +212,7 @@ func TestTerminal(t *testing.T) {
 // the continuation; a message over several lines is shown as several,
 // the further ones under the first.
 func TestTerminalLongAndMultiline(t *testing.T) {
-	fs := newFakeServer(t)
-	master, slave := openPTY(t)
-	scr := &screen{t: t}
-	readDone := make(chan struct{})
-	go func() {
-		io.Copy(scr, master)
-		close(readDone)
-	}()
-	rc := make(chan int, 1)
-	cfg := Options{Addr: fs.addr()}.config()
-	go func() { rc <- run(cfg, slave, slave, io.Discard, true) }()
-	defer func() {
-		master.Close()
-		slave.Close()
-		<-readDone
-	}()
-	typeKeys := func(s string) {
-		t.Helper()
-		if _, err := master.WriteString(s); err != nil {
-			t.Fatalf("type %q: %v", s, err)
-		}
-	}
+	fs, scr, typeKeys, rc := startTerminal(t)
 
 	at := scr.waitFor(0, "/help lists the commands")
 	typeKeys("/login alice s3cret\r")

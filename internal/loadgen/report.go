@@ -30,7 +30,8 @@ type Report struct {
 	Acked      int64            `json:"acked_total"`
 	Expected   int64            `json:"expected_deliveries"`
 	Lost       int64            `json:"lost"`
-	Dup        int64            `json:"duplicated"`
+	Dup        int64            `json:"duplicated"`  // a message pushed live twice
+	Again      int64            `json:"redelivered"` // a message received live, then again in a login's backlog (allowed)
 	OutOfOrder int64            `json:"out_of_order"`
 	Stale      int64            `json:"stale"`  // texts of another run or tool
 	Errors     map[string]int64 `json:"errors"` // error replies by code, and the load generator's own troubles
@@ -75,8 +76,8 @@ func (r *Report) print(w io.Writer) {
 		fmt.Fprintf(w, "delivered  %10.0f msgs/s  (%d)\n", r.DeliverPerS, r.Delivered)
 		printLatency(w, "store (reply)", r.StoreLatency)
 		printLatency(w, "end to end", r.E2ELatency)
-		fmt.Fprintf(w, "whole run: %d acked, %d deliveries expected; lost %d, duplicated %d, out of order %d, stale %d\n",
-			r.Acked, r.Expected, r.Lost, r.Dup, r.OutOfOrder, r.Stale)
+		fmt.Fprintf(w, "whole run: %d acked, %d deliveries expected; lost %d, duplicated %d, redelivered %d, out of order %d, stale %d\n",
+			r.Acked, r.Expected, r.Lost, r.Dup, r.Again, r.OutOfOrder, r.Stale)
 	case "conns":
 		fmt.Fprintf(w, "connections %d held, %d lost; set up at %.0f/s\n", r.Conns, r.ConnsLost, r.SetupPerS)
 		if r.ServerRSSLogin > 0 {

@@ -384,6 +384,7 @@ func (r *run) drive(senders []*client, progress io.Writer, rep *Report) {
 		e2e.merge(cl.e2eHist)
 		for _, t := range cl.from {
 			rep.Dup += int64(t.dup)
+			rep.Again += int64(t.again)
 			rep.OutOfOrder += int64(t.ooo)
 		}
 	}

@@ -45,17 +45,26 @@ func (b bitset) missing(want bitset) int {
 // seqTracker follows what one receiver got from one sender. Live messages
 // from one sender must arrive in the order sent; a backlog push (a message
 // pending from before this login) may not, and is not counted as out of order.
+// A backlog push of a message already received live is the at-least-once
+// delivery the protocol allows (a message stored while a login registers its
+// session can come live and in that login's backlog): it is counted apart,
+// as again; a second live push of a message is a duplicate.
 type seqTracker struct {
-	seen bitset
-	max  int
-	n    int // distinct sequence numbers seen
-	dup  int
-	ooo  int
+	seen  bitset
+	max   int
+	n     int // distinct sequence numbers seen
+	dup   int
+	again int
+	ooo   int
 }
 
 func (t *seqTracker) see(seq int, backlog bool) (first bool) {
 	if t.seen.add(seq) {
-		t.dup++
+		if backlog {
+			t.again++
+		} else {
+			t.dup++
+		}
 		return false
 	}
 	t.n++
