@@ -343,9 +343,21 @@ func (c *conn) finish(last []byte) {
 // kick closes a session replaced by a newer login: the kicked push, then close.
 func (c *conn) kick() {
 	c.srv.metrics.kicked.Add(1)
-	c.finish(pushFrame("kicked", struct {
+	c.finish(kickedFrame(reasonTakenOver))
+}
+
+// The reasons of a kicked push.
+const (
+	reasonTakenOver       = "you logged in from another connection on this device"
+	reasonLoggedOutAll    = "you logged out of every device"
+	reasonPasswordChanged = "your password was changed on another device"
+	reasonAccountDeleted  = "your account was deleted"
+)
+
+func kickedFrame(reason string) []byte {
+	return pushFrame("kicked", struct {
 		Reason string `json:"reason"`
-	}{"you logged in from another connection"}))
+	}{reason})
 }
 
 // abort closes the connection now, dropping whatever is queued.

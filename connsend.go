@@ -176,6 +176,18 @@ func (c *conn) dropPushes() {
 // -send-buffer, the connection is closed as too slow. (One push alone is
 // always taken, whatever its size.)
 func (c *conn) deliver(p *Push) {
+	if p.Except != 0 && p.Except == c.id {
+		return
+	}
+	if p.Kind == pushKick {
+		c.srv.metrics.kicked.Add(1)
+		c.finish(p.Frame)
+		return
+	}
+	c.applyPush(p)
+	if len(p.Frame) == 0 {
+		return
+	}
 	c.mu.Lock()
 	if c.draining || c.held && c.sess.Load() == nil {
 		// Winding down, or logged out (a push that raced the logout):
@@ -203,10 +215,35 @@ func (c *conn) deliver(p *Push) {
 	if p.Kind == pushMessage {
 		c.srv.metrics.messagesPushed.Add(1)
 	}
-	if p.Kind == pushFriendAdded {
-		if s := c.sess.Load(); s != nil {
-			s.addFriend(p.Friend)
+}
+
+// applyPush makes the change of state a push carries to the session it
+// reaches: the friends whose presence it follows, the groups whose pushes
+// it gets.
+func (c *conn) applyPush(p *Push) {
+	s := c.sess.Load()
+	if s == nil {
+		return
+	}
+	switch p.Kind {
+	case pushFriendAdded:
+		s.addFriend(p.Ref)
+	case pushFriendRemoved:
+		s.removeFriend(p.Ref)
+	case pushGroupJoined:
+		if !s.inGroup(p.Ref) {
+			s.setGroup(p.Ref, true)
+			c.srv.hub.subscribe(p.Ref, c)
 		}
+	case pushGroupLeft:
+		if s.inGroup(p.Ref) {
+			s.setGroup(p.Ref, false)
+			c.srv.hub.unsubscribe(p.Ref, c)
+		}
+	case pushBlockedBy:
+		s.setBlockedBy(p.Ref, true)
+	case pushUnblockedBy:
+		s.setBlockedBy(p.Ref, false)
 	}
 }
 

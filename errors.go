@@ -38,6 +38,9 @@ var (
 	ErrNoSuchUser  = errors.New("no such user")
 	ErrNoSuchGroup = errors.New("no such group")
 	ErrNotMember   = errors.New("not a member")
+	// ErrNoSuchMessage: no message with that id, or not in a conversation
+	// of the caller's (the two are not told apart).
+	ErrNoSuchMessage = errors.New("no such message")
 	// ErrUnavailable wraps failures of a backing store that a retry may cure.
 	ErrUnavailable = errors.New("store unavailable")
 	// errClosed is returned for work submitted while the server shuts down.
@@ -59,6 +62,8 @@ func asProtoError(err error) (*ProtoError, bool) {
 		return protoErr(wire.CodeNoSuchGroup, "no such group"), false
 	case errors.Is(err, ErrNotMember):
 		return protoErr(wire.CodeNotMember, "not a member of that group"), false
+	case errors.Is(err, ErrNoSuchMessage):
+		return protoErr(wire.CodeNoSuchMessage, "no such message"), false
 	case errors.Is(err, ErrUnavailable), errors.Is(err, errClosed):
 		return protoErr(wire.CodeUnavailable, "the service is temporarily unavailable, retry later"), true
 	default:

@@ -98,7 +98,7 @@ func handleAddFriend(ctx context.Context, c *conn, r *Request) response {
 	s.addFriend(f.ID)
 	if created {
 		me := User{ID: s.user.ID, Name: s.user.Name, Online: wire.Bool(true)}
-		srv.router.ToUser(f.ID, &Push{Kind: pushFriendAdded, Friend: s.user.ID, Frame: pushFrame("friend_added", struct {
+		srv.router.ToUser(f.ID, &Push{Kind: pushFriendAdded, Ref: s.user.ID, Frame: pushFrame("friend_added", struct {
 			Friend User `json:"friend"`
 		}{me})})
 	}

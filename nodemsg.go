@@ -13,8 +13,8 @@ import (
 // fields, and for a push the frame as the recipients get it (ending in
 // '\n') on the line after:
 //
-//	u USER KIND FRIEND MSGID TOPIC SEQ\n FRAME   a push to a user
-//	g GROUP EXCEPT KIND MSGID TOPIC SEQ\n FRAME  a push to a group's members but one
+//	u USER KIND REF MSGID TOPIC SEQ EXCEPTCONN\n FRAME         a push to a user
+//	g GROUP EXCEPTUSER KIND MSGID TOPIC SEQ EXCEPTCONN\n FRAME  a push to a group's members but one
 //	k USER SESSION\n                             close that session of the user
 //	r\n                                          push every session what is pending
 //
@@ -61,7 +61,7 @@ func (m *nodeMsg) append(b []byte) []byte {
 	case nodeUserPush:
 		num(m.user)
 		num(int64(m.push.Kind))
-		num(m.push.Friend)
+		num(m.push.Ref)
 	case nodeGroupPush:
 		num(m.group)
 		num(m.except)
@@ -74,7 +74,11 @@ func (m *nodeMsg) append(b []byte) []byte {
 		num(m.push.MsgID)
 		num(m.push.At.topic)
 		num(m.push.At.seq)
+		num(int64(m.push.Except))
 		b = append(b, '\n')
+		if len(m.push.Frame) == 0 {
+			return append(b, '\n') // a push that changes state only
+		}
 		return append(b, m.push.Frame...) // ends in '\n'
 	}
 	return append(b, '\n')
@@ -116,16 +120,19 @@ func decodeNodeMsg(data []byte) (m nodeMsg, rest []byte, err error) {
 		return m, rest, nil
 	case nodeUserPush:
 		m.user = num(1)
-		m.push = &Push{Kind: pushKind(num(2)), Friend: num(3), MsgID: num(4), At: topicSeq{num(5), num(6)}}
+		m.push = &Push{Kind: pushKind(num(2)), Ref: num(3), MsgID: num(4), At: topicSeq{num(5), num(6)}, Except: uint64(num(7))}
 	case nodeGroupPush:
 		m.group, m.except = num(1), num(2)
-		m.push = &Push{Kind: pushKind(num(3)), MsgID: num(4), At: topicSeq{num(5), num(6)}}
+		m.push = &Push{Kind: pushKind(num(3)), MsgID: num(4), At: topicSeq{num(5), num(6)}, Except: uint64(num(7))}
 	default:
 		return m, nil, errNodeMsg
 	}
 	frame, rest, ok := bytes.Cut(rest, []byte{'\n'})
 	if !ok {
 		return m, nil, errNodeMsg
+	}
+	if len(frame) == 0 {
+		return m, rest, nil // state only
 	}
 	if !validFrame(frame) {
 		return nodeMsg{}, rest, errNodeMsgFrame

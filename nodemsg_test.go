@@ -16,9 +16,12 @@ func TestNodeMsgRoundTrip(t *testing.T) {
 	frame := []byte(`{"type":"message","message":{"id":981,"from":12,"from_name":"alice","to":13,"text":"hi","ts":1}}` + "\n")
 	msgs := []nodeMsg{
 		{kind: nodeUserPush, user: 13, push: &Push{Kind: pushMessage, MsgID: 981, At: topicSeq{77, 5}, Frame: frame}},
-		{kind: nodeUserPush, user: 1<<62 + 3, push: &Push{Kind: pushFriendAdded, Friend: 12, Frame: []byte(`{"type":"friend_added"}` + "\n")}},
+		{kind: nodeUserPush, user: 1<<62 + 3, push: &Push{Kind: pushFriendAdded, Ref: 12, Frame: []byte(`{"type":"friend_added"}` + "\n")}},
 		{kind: nodeGroupPush, group: 3, except: 12, push: &Push{Kind: pushMessage, MsgID: 982, At: topicSeq{3, 9}, Frame: frame}},
 		{kind: nodeGroupPush, group: 4, push: &Push{Kind: pushPlain, Frame: []byte(`{"type":"member_joined","group":4}` + "\n")}},
+		{kind: nodeUserPush, user: 13, push: &Push{Kind: pushPlain, Except: 1<<61 + 5, Frame: []byte(`{"type":"typing"}` + "\n")}},
+		{kind: nodeGroupPush, group: 4, push: &Push{Kind: pushMessage, MsgID: 983, At: topicSeq{3, 10}, Except: 99, Frame: frame}},
+		{kind: nodeUserPush, user: 14, push: &Push{Kind: pushFriendRemoved, Ref: 13}}, // state only: no frame
 		{kind: nodeKick, user: 13, session: 1<<63 + 7},
 		{kind: nodeRedeliver},
 	}
@@ -56,7 +59,7 @@ func TestDecodeNodeMsg(t *testing.T) {
 		err  bool
 	}{
 		{in: "u 5 0 0\n{}\n", want: nodeMsg{kind: nodeUserPush, user: 5, push: &Push{Frame: []byte("{}\n")}}},
-		{in: "g 3 1 0 9 8 7 6 5\n{\"a\":[1]}\n", want: nodeMsg{kind: nodeGroupPush, group: 3, except: 1, push: &Push{MsgID: 9, At: topicSeq{8, 7}, Frame: []byte("{\"a\":[1]}\n")}}},
+		{in: "g 3 1 0 9 8 7 6 5 4\n{\"a\":[1]}\n", want: nodeMsg{kind: nodeGroupPush, group: 3, except: 1, push: &Push{MsgID: 9, At: topicSeq{8, 7}, Except: 6, Frame: []byte("{\"a\":[1]}\n")}}},
 		{in: "k 5\n", want: nodeMsg{kind: nodeKick, user: 5}},
 		{in: "r\n", want: nodeMsg{kind: nodeRedeliver}},
 		{in: "", err: true},
@@ -84,7 +87,6 @@ func TestDecodeNodeMsgBadFrame(t *testing.T) {
 	t.Parallel()
 	for _, frame := range []string{
 		"F",                       // not JSON
-		"",                        // empty
 		" {}",                     // not starting with the object
 		"[1,2]",                   // JSON, not an object
 		`"text"`,                  // likewise

@@ -32,18 +32,31 @@ type Presence interface {
 // pushKind tells a Push's receiving node what to do beyond queuing the frame.
 type pushKind uint8
 
+// The numbers travel between nodes (nodemsg.go): append, never renumber.
 const (
-	pushPlain       pushKind = iota // presence, member_joined, member_left
-	pushMessage                     // a chat message: counted as delivered
-	pushFriendAdded                 // the receiving session gains a friend
+	pushPlain         pushKind = iota // presence, member_joined, typing, ...
+	pushMessage                       // a chat message: counted as delivered
+	pushFriendAdded                   // the receiving session gains friend Ref
+	pushFriendRemoved                 // the receiving session loses friend Ref
+	pushGroupJoined                   // the receiving session is now in group Ref
+	pushGroupLeft                     // the receiving session is no longer in group Ref
+	pushKick                          // Frame is "kicked": the session is closed after it
+	pushBlockedBy                     // user Ref has blocked the receiving session's user
+	pushUnblockedBy                   // user Ref no longer blocks the receiving session's user
 )
 
 // Push is a frame for one or more sessions, with what the frame means for
-// the receiving session's state.
+// the receiving session's state. A push whose Frame is empty changes state
+// only: the client gets nothing (the other sessions of a user who blocked
+// someone lose the friend without a friend_removed).
 type Push struct {
-	Kind   pushKind
-	Frame  []byte
-	Friend int64 // pushFriendAdded: the new friend's id
+	Kind  pushKind
+	Frame []byte
+	Ref   int64 // the friend, group or blocker of pushFriend*, pushGroup*, push*BlockedBy
+	// Except is the id of a connection that does not get the push: the
+	// session whose own action it reports (a message's copies go to the
+	// sender's other sessions). Connection ids are unique in the cluster.
+	Except uint64
 	// pushMessage: where the message sits, so that the node that delivers
 	// it finds it when the recipient acks (recentMessages) without a query.
 	MsgID int64

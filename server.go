@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -100,7 +101,8 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 	s.dir.store = store
 	// Session ids must not repeat across restarts of a node: presence in
 	// Redis may still name a session of the previous run.
-	s.nextID.Store(uint64(time.Now().UnixNano()))
+	// A random start makes connection ids unique in the cluster (Push.Except).
+	s.nextID.Store(rand.Uint64() >> 2)
 	s.boot = strconv.FormatInt(time.Now().UnixNano(), 36)
 	if cfg.Redis != "" {
 		rc, err := newRedisCluster(s, cfg.Redis, cfg.RedisPrefix)

@@ -19,11 +19,40 @@ type session struct {
 	// Sorted ids: a fraction of a map's size, for the few dozen a user has.
 	friends []int64
 	groups  []int64 // groups the user is a member of
+	// blockedBy are the users who have blocked this one: a chat, friend
+	// request or typing notice to them is refused without a query.
+	blockedBy []int64
+}
+
+func (s *session) setBlockedBy(id int64, blocked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if blocked {
+		s.blockedBy = addID(s.blockedBy, id)
+	} else if i, ok := slices.BinarySearch(s.blockedBy, id); ok {
+		s.blockedBy = slices.Delete(s.blockedBy, i, i+1)
+	}
+}
+
+// isBlockedBy reports whether user id has blocked this session's user.
+func (s *session) isBlockedBy(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := slices.BinarySearch(s.blockedBy, id)
+	return ok
 }
 
 func (s *session) addFriend(id int64) {
 	s.mu.Lock()
 	s.friends = addID(s.friends, id)
+	s.mu.Unlock()
+}
+
+func (s *session) removeFriend(id int64) {
+	s.mu.Lock()
+	if i, ok := slices.BinarySearch(s.friends, id); ok {
+		s.friends = slices.Delete(s.friends, i, i+1)
+	}
 	s.mu.Unlock()
 }
 
@@ -136,6 +165,14 @@ func (c *conn) endSession(ctx context.Context, s *session) {
 	if released {
 		srv.pushPresence(s, false)
 	}
+}
+
+// kickUser closes every session of user, anywhere in the cluster, but the
+// connection except (0: every one), each after a kicked push with reason.
+// Like every push it is best effort: a session that a node unreachable
+// through Redis holds stays open.
+func (s *Server) kickUser(user int64, except uint64, reason string) {
+	s.router.ToUser(user, &Push{Kind: pushKick, Except: except, Frame: kickedFrame(reason)})
 }
 
 // userLocks serialise the logins and logouts of one user on this node. They

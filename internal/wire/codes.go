@@ -21,6 +21,11 @@ const (
 	CodeRateLimited    Code = "rate_limited"
 	CodeUnavailable    Code = "unavailable"
 	CodeInternal       Code = "internal"
+	// Version 2.
+	CodeForbidden       Code = "forbidden"
+	CodeNoSuchMessage   Code = "no_such_message"
+	CodeBlocked         Code = "blocked"
+	CodeTooManySessions Code = "too_many_sessions"
 )
 
 // Codes lists every code, for tests that check a table covers them all.
@@ -29,4 +34,5 @@ var Codes = []Code{
 	CodeNotLoggedIn, CodeBadCredentials, CodeNameTaken, CodeInvalidName,
 	CodeInvalidPass, CodeNoSuchUser, CodeNoSuchGroup, CodeNotMember,
 	CodeTooLong, CodeRateLimited, CodeUnavailable, CodeInternal,
+	CodeForbidden, CodeNoSuchMessage, CodeBlocked, CodeTooManySessions,
 }
