@@ -113,11 +113,8 @@ func (h *cursorHeap) Pop() any {
 
 // streamBacklog pushes every message pending for the session's user, oldest
 // first, as fast as the connection drains. It retries while the store is
-// down, until it has sent everything or the session ends.
-func (c *conn) streamBacklog(ctx context.Context, s *session, done chan struct{}) {
-	if done != nil {
-		defer close(done)
-	}
+// down, until it has sent everything (complete) or the session ends.
+func (c *conn) streamBacklog(ctx context.Context, s *session) (complete bool) {
 	b := &backlog{store: c.srv.store, user: s.user.ID}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -129,12 +126,12 @@ func (c *conn) streamBacklog(ctx context.Context, s *session, done chan struct{}
 		cancel()
 		for _, m := range msgs {
 			if !c.enqueue(outFrame{b: messagePush(m, true)}, s) {
-				return
+				return false
 			}
 			c.srv.metrics.messagesPushed.Add(1)
 		}
 		if err == nil && len(msgs) == 0 {
-			return
+			return true
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -149,4 +146,5 @@ func (c *conn) streamBacklog(ctx context.Context, s *session, done chan struct{}
 		}
 		backoff = 100 * time.Millisecond
 	}
+	return false
 }

@@ -941,8 +941,9 @@ func TestHalfClosedClientGetsItsBacklog(t *testing.T) {
 	for sc.Scan() {
 		lines = append(lines, sc.Text())
 	}
-	if len(lines) != 301 || !strings.Contains(lines[0], `"type":"login"`) || !strings.Contains(lines[300], "while away 299") {
-		t.Fatalf("got %d lines (want the login reply and 300 messages), then the server closed; first %q", len(lines), lines[:min(1, len(lines))])
+	if len(lines) != 302 || !strings.Contains(lines[0], `"type":"login"`) || !strings.Contains(lines[300], "while away 299") ||
+		lines[301] != `{"type":"synced"}` {
+		t.Fatalf("got %d lines (want the login reply, 300 messages and synced), then the server closed; first %q", len(lines), lines[:min(1, len(lines))])
 	}
 	if !strings.HasSuffix(lines[1], `,"backlog":true}`) {
 		t.Fatalf("a backlog push without the backlog mark: %s", lines[1])

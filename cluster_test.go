@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -449,11 +451,20 @@ func TestClusterCrossNode(t *testing.T) {
 
 // clusterLogin dials addr and logs user id in.
 func clusterLogin(addr string, id int64, onPush func(frame)) (*wireConn, error) {
+	return clusterLoginDevice(addr, id, "", onPush)
+}
+
+// clusterLoginDevice logs in on device ("": none, as a version 1 client).
+func clusterLoginDevice(addr string, id int64, device string, onPush func(frame)) (*wireConn, error) {
 	c, err := dialWire(addr, 4096)
 	if err != nil {
 		return nil, err
 	}
-	f, err := c.call("login", map[string]any{"id": id, "password": testPassword}, 10*time.Second, onPush)
+	fields := map[string]any{"id": id, "password": testPassword}
+	if device != "" {
+		fields["device"] = device
+	}
+	f, err := c.call("login", fields, 10*time.Second, onPush)
 	if err == nil && !f.ok() {
 		err = fmt.Errorf("login: %s", f.code())
 	}
@@ -474,8 +485,11 @@ type clusterSender struct {
 type clusterRecipient struct {
 	id           int64
 	first, again string
+	devices      []string            // the names of its sessions' devices, one session each
+	firsts       []string            // each device's first address
 	logins       int                 // successful logins
-	got          map[int64]int       // message id -> pushes received
+	got          map[int64]int       // message id -> pushes received, on any device
+	seen         []map[int64]bool    // per device: message ids received
 	at           map[int64]time.Time // message id -> first received
 	texts        map[string]int64    // text (the sender's cid) -> message id
 }
@@ -513,8 +527,21 @@ func newClusterTraffic(every time.Duration) *clusterTraffic {
 }
 
 func (tr *clusterTraffic) addRecipient(id int64, first, again string) int {
-	tr.recipients = append(tr.recipients, &clusterRecipient{id: id, first: first, again: again,
-		got: map[int64]int{}, at: map[int64]time.Time{}, texts: map[string]int64{}})
+	return tr.addRecipientDevices(id, again, map[string]string{"": first})
+}
+
+// addRecipientDevices adds a recipient logged in on several devices at
+// once, each first through its address in firsts (device -> address).
+func (tr *clusterTraffic) addRecipientDevices(id int64, again string, firsts map[string]string) int {
+	r := &clusterRecipient{id: id, again: again,
+		got: map[int64]int{}, at: map[int64]time.Time{}, texts: map[string]int64{}}
+	for _, d := range slices.Sorted(maps.Keys(firsts)) {
+		r.devices = append(r.devices, d)
+		r.firsts = append(r.firsts, firsts[d])
+		r.seen = append(r.seen, map[int64]bool{})
+	}
+	r.first = r.firsts[0]
+	tr.recipients = append(tr.recipients, r)
 	return len(tr.recipients) - 1
 }
 
@@ -530,8 +557,10 @@ func (tr *clusterTraffic) count(what string, n int) {
 
 func (tr *clusterTraffic) start() {
 	for _, r := range tr.recipients {
-		tr.rwg.Add(1)
-		go tr.runRecipient(r)
+		for d := range r.devices {
+			tr.rwg.Add(1)
+			go tr.runRecipient(r, d)
+		}
 	}
 	// the recipients log in first, so that the first messages are live
 	deadline := time.Now().Add(10 * time.Second)
@@ -539,7 +568,7 @@ func (tr *clusterTraffic) start() {
 		tr.mu.Lock()
 		all := true
 		for _, r := range tr.recipients {
-			all = all && r.logins > 0
+			all = all && r.logins >= len(r.devices)
 		}
 		tr.mu.Unlock()
 		if all {
@@ -652,9 +681,9 @@ func clusterErrKind(err error) string {
 	return "other"
 }
 
-func (tr *clusterTraffic) runRecipient(r *clusterRecipient) {
+func (tr *clusterTraffic) runRecipient(r *clusterRecipient, dev int) {
 	defer tr.rwg.Done()
-	addr := r.first
+	addr := r.firsts[dev]
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			select {
@@ -669,8 +698,8 @@ func (tr *clusterTraffic) runRecipient(r *clusterRecipient) {
 		default:
 		}
 		var pending []int64
-		onPush := func(f frame) { pending = tr.received(r, f, pending) }
-		c, err := clusterLogin(addr, r.id, onPush)
+		onPush := func(f frame) { pending = tr.received(r, dev, f, pending) }
+		c, err := clusterLoginDevice(addr, r.id, r.devices[dev], onPush)
 		addr = r.again
 		if err != nil {
 			tr.count("recipient login failed: "+clusterErrKind(err), 1)
@@ -679,22 +708,29 @@ func (tr *clusterTraffic) runRecipient(r *clusterRecipient) {
 		tr.mu.Lock()
 		r.logins++
 		tr.mu.Unlock()
-		tr.serveRecipient(r, c, pending)
+		tr.serveRecipient(r, dev, c, pending)
 		c.close()
 	}
 }
 
-// received records one frame for recipient r; message ids to ack go to pending.
-func (tr *clusterTraffic) received(r *clusterRecipient, f frame, pending []int64) []int64 {
+// received records one frame for recipient r on its device dev (-1: a
+// session apart, the one that fetches a backlog at the end); message ids to
+// ack go to pending. A duplicate is a message a device had already: each
+// of a user's sessions gets every message live.
+func (tr *clusterTraffic) received(r *clusterRecipient, dev int, f frame, pending []int64) []int64 {
 	switch f.str("type") {
 	case "message":
 		m := f.obj("message")
 		id := m.num("id")
 		tr.mu.Lock()
 		r.got[id]++
-		if r.got[id] > 1 {
+		if dev >= 0 && r.seen[dev][id] || dev < 0 && r.got[id] > 1 {
 			tr.duplicates++
-		} else {
+		}
+		if dev >= 0 {
+			r.seen[dev][id] = true
+		}
+		if r.got[id] == 1 {
 			r.at[id] = time.Now()
 		}
 		if m.num("to") != r.id {
@@ -713,7 +749,7 @@ func (tr *clusterTraffic) received(r *clusterRecipient, f frame, pending []int64
 	return pending
 }
 
-func (tr *clusterTraffic) serveRecipient(r *clusterRecipient, c *wireConn, pending []int64) {
+func (tr *clusterTraffic) serveRecipient(r *clusterRecipient, dev int, c *wireConn, pending []int64) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	lastSent := time.Now()
@@ -732,7 +768,7 @@ func (tr *clusterTraffic) serveRecipient(r *clusterRecipient, c *wireConn, pendi
 				}
 				continue
 			}
-			pending = tr.received(r, f, pending)
+			pending = tr.received(r, dev, f, pending)
 		case <-tick.C:
 			var err error
 			switch {
@@ -839,7 +875,7 @@ func (tr *clusterTraffic) finish(t testing.TB, within time.Duration, front strin
 		for i, ids := range byRecipient {
 			r := tr.recipients[i]
 			var pending []int64
-			onPush := func(f frame) { pending = tr.received(r, f, pending) }
+			onPush := func(f frame) { pending = tr.received(r, -1, f, pending) }
 			c, err := clusterLogin(front, r.id, onPush)
 			if err != nil {
 				t.Errorf("login of recipient %d to fetch its backlog: %v", r.id, err)
@@ -864,7 +900,7 @@ func (tr *clusterTraffic) finish(t testing.TB, within time.Duration, front strin
 					if !ok {
 						break collect
 					}
-					pending = tr.received(r, f, pending)
+					pending = tr.received(r, -1, f, pending)
 				case <-deadline:
 					break collect
 				}
@@ -953,9 +989,12 @@ func TestClusterKillNode(t *testing.T) {
 
 	tr := newClusterTraffic(20 * time.Millisecond)
 	ids := clusterUsers(t, n2, "kt", 12)
-	// Recipients: two on node2, two on node3, two through nginx (anywhere).
-	for i, first := range []string{n2, n3, n2, n3, ce.front, ce.front} {
-		tr.addRecipient(ids[i], first, ce.front)
+	// Recipients, each on two devices at once: phones two on node2, two
+	// on node3, two through nginx (anywhere); laptops three on node1 (they
+	// will have to move), one on each other node, one through nginx.
+	laptops := []string{n1, n1, n3, n2, n1, ce.front}
+	for i, phone := range []string{n2, n3, n2, n3, ce.front, ce.front} {
+		tr.addRecipientDevices(ids[i], ce.front, map[string]string{"phone": phone, "laptop": laptops[i]})
 	}
 	// Senders: four on node1 (they will have to move), two through nginx.
 	for i, first := range []string{n1, n1, n1, n1, ce.front, ce.front} {
@@ -984,6 +1023,16 @@ func TestClusterKillNode(t *testing.T) {
 	time.Sleep(5 * time.Second) // the senders move to other nodes and go on
 	res := tr.finish(t, 15*time.Second, ce.front)
 	res.check(t)
+	// Each device got what came while it was connected; a laptop that had
+	// to move misses what its phone acked meanwhile, and catches up from
+	// history, as a client would.
+	tr.mu.Lock()
+	for _, r := range tr.recipients {
+		for d, seen := range r.seen {
+			t.Logf("user %d's %s got %d of %d messages", r.id, r.devices[d], len(seen), len(r.got))
+		}
+	}
+	tr.mu.Unlock()
 	if res.counts["sender reconnects"] < 4 {
 		t.Errorf("%d sender reconnects, want at least the 4 senders of node1", res.counts["sender reconnects"])
 	}

@@ -27,6 +27,7 @@ type Config struct {
 	IdleTimeout time.Duration
 	MaxFrame    int
 	SendQueue   int
+	MaxDevices  int // sessions per user, cluster-wide
 	Rate        float64
 	BcryptCost  int
 	LogLevel    string
@@ -48,6 +49,7 @@ func defaultConfig() Config {
 		IdleTimeout: 90 * time.Second,
 		MaxFrame:    64 << 10,
 		SendQueue:   1024,
+		MaxDevices:  8,
 		Rate:        100,
 		BcryptCost:  bcrypt.DefaultCost,
 		LogLevel:    "info",
@@ -79,6 +81,7 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a connection silent for this long")
 	fs.IntVar(&cfg.MaxFrame, "max-frame", cfg.MaxFrame, "largest frame in bytes")
 	fs.IntVar(&cfg.SendQueue, "send-queue", cfg.SendQueue, "unsent live pushes a connection may hold before it is closed as too slow")
+	fs.IntVar(&cfg.MaxDevices, "max-devices", cfg.MaxDevices, "sessions a user may hold at once, on different devices, across the cluster; a login past it gets too_many_sessions")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "request tokens a second per user (on each node), bursts of twice that: a chat costs 1, other requests their cost; 0 is unlimited")
 	fs.IntVar(&cfg.BcryptCost, "bcrypt-cost", cfg.BcryptCost, "bcrypt cost of new password hashes (4-31)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
@@ -125,6 +128,8 @@ func (c *Config) validate() error {
 		return errors.New("-max-frame must be at least 256")
 	case c.SendQueue < 1:
 		return errors.New("-send-queue must be at least 1")
+	case c.MaxDevices < 1:
+		return errors.New("-max-devices must be at least 1")
 	case c.Rate < 0:
 		return errors.New("-rate must not be negative")
 	case c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost:

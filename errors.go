@@ -41,6 +41,8 @@ var (
 	// ErrNoSuchMessage: no message with that id, or not in a conversation
 	// of the caller's (the two are not told apart).
 	ErrNoSuchMessage = errors.New("no such message")
+	// ErrTooManySessions: the user holds -max-devices sessions already.
+	ErrTooManySessions = errors.New("too many sessions")
 	// ErrUnavailable wraps failures of a backing store that a retry may cure.
 	ErrUnavailable = errors.New("store unavailable")
 	// errClosed is returned for work submitted while the server shuts down.
@@ -62,6 +64,8 @@ func asProtoError(err error) (*ProtoError, bool) {
 		return protoErr(wire.CodeNoSuchGroup, "no such group"), false
 	case errors.Is(err, ErrNotMember):
 		return protoErr(wire.CodeNotMember, "not a member of that group"), false
+	case errors.Is(err, ErrTooManySessions):
+		return protoErr(wire.CodeTooManySessions, "logged in on too many devices; log out on one first"), false
 	case errors.Is(err, ErrNoSuchMessage):
 		return protoErr(wire.CodeNoSuchMessage, "no such message"), false
 	case errors.Is(err, ErrUnavailable), errors.Is(err, errClosed):

@@ -90,6 +90,10 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	if perr != nil {
 		return fail(perr)
 	}
+	device, perr := deviceArg(r)
+	if perr != nil {
+		return fail(perr)
+	}
 	srv := c.srv
 	if s := c.sess.Load(); s != nil {
 		c.endSession(ctx, s)
@@ -112,7 +116,7 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	if err := srv.markOnline(ctx, acct.ID, friends, groups); err != nil {
 		return fail(err)
 	}
-	s, err := c.startSession(ctx, acct.User, friends, groups)
+	s, err := c.startSession(ctx, acct.User, device, friends, groups)
 	if err != nil {
 		return fail(err)
 	}
@@ -127,7 +131,13 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 		}{user, friends, groups},
 		after: func() {
 			c.releasePushes()
-			go c.streamBacklog(s.ctx, s, s.backlogDone)
+			go func() {
+				complete := c.streamBacklog(s.ctx, s)
+				close(s.backlogDone)
+				if complete {
+					c.enqueue(outFrame{b: syncedFrame}, s)
+				}
+			}()
 		},
 	}
 }
@@ -218,12 +228,51 @@ func (s *Server) markOnline(ctx context.Context, me int64, users []User, groups 
 	return nil
 }
 
-// logout {} -> {}
+// deviceArg reads login's optional device: absent is the device "".
+func deviceArg(r *Request) (string, *ProtoError) {
+	device, _, perr := optStr(r.f.Device, "device")
+	if perr == nil && len(device) > wire.MaxDeviceBytes {
+		perr = protoErr(wire.CodeTooLong, "device is longer than %d bytes", wire.MaxDeviceBytes)
+	}
+	return device, perr
+}
+
+// syncedFrame follows the login backlog: from here on, everything is live.
+var syncedFrame = pushFrame("synced", struct{}{})
+
+func logoutArgs(c *conn, r *Request) (bool, *ProtoError) { return optBool(r.f.All, "all") }
+
+// logout {all?} -> {}; with all, the user's other sessions are kicked first.
 func handleLogout(ctx context.Context, c *conn, r *Request) response {
+	all, perr := logoutArgs(c, r)
+	if perr != nil {
+		return fail(perr)
+	}
 	if s := c.sess.Load(); s != nil {
+		if all {
+			c.srv.kickUser(s.user.ID, c.id, reasonLoggedOutAll)
+		}
 		c.endSession(ctx, s)
 	}
 	return ok(nil)
+}
+
+// sessions {} -> {sessions: [{device, since, current?}]}, cluster-wide
+func handleSessions(ctx context.Context, c *conn, r *Request) response {
+	s := c.sess.Load()
+	list, err := c.srv.presence.Sessions(ctx, s.user.ID)
+	if err != nil {
+		return fail(err)
+	}
+	for i := range list {
+		list[i].Current = list[i].ref == s.ref
+	}
+	if list == nil {
+		list = []SessionInfo{}
+	}
+	return ok(struct {
+		Sessions []SessionInfo `json:"sessions"`
+	}{list})
 }
 
 // ping {} -> {}

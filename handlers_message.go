@@ -78,8 +78,9 @@ func handleChat(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	return c.srv.submitChat(&chatItem{
-		msg: Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, To: a.to, Text: a.text, TS: nowMS()}, Topic: topic},
-		cid: a.cid,
+		msg:  Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, To: a.to, Text: a.text, TS: nowMS()}, Topic: topic},
+		cid:  a.cid,
+		conn: c.id,
 	})
 }
 
@@ -94,8 +95,9 @@ func handleGroupChat(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	return c.srv.submitChat(&chatItem{
-		msg: Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, Group: a.group, Text: a.text, TS: nowMS()}, Topic: a.group},
-		cid: a.cid,
+		msg:  Message{Message: wire.Message{From: s.user.ID, FromName: s.user.Name, Group: a.group, Text: a.text, TS: nowMS()}, Topic: a.group},
+		cid:  a.cid,
+		conn: c.id,
 	})
 }
 

@@ -270,6 +270,7 @@ func forEachShrinkCase(t *testing.T, shrunk, prefix string, check func(t *testin
 				ids := chats(t, a, b.user, tc.text, tc.n)
 				a.must("logout", nil)
 				raw := dialRaw(t, ts.addr)
+				raw.repliesOnly = true
 				raw.login(a.user)
 				check(t, tc, raw, b.user, ids)
 				if shrunk := ts.srv.metrics.historyShrunk.Load(); (shrunk > 0) != tc.wantShrunk {

@@ -14,8 +14,9 @@ import (
 
 // chatItem is one chat or group_chat waiting in a store batch.
 type chatItem struct {
-	msg Message // in: Topic, From, FromName, To or Group, Text, TS
-	cid string
+	msg  Message // in: Topic, From, FromName, To or Group, Text, TS
+	cid  string
+	conn uint64 // the sender's connection: the sender's other sessions get a copy
 	// out:
 	dup       bool // the cid was seen before; msg is the first message
 	uncertain bool // failed at COMMIT: msg may be stored after all

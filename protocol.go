@@ -76,6 +76,8 @@ type wireRequest struct {
 	Before   json.RawMessage
 	After    json.RawMessage
 	IDs      json.RawMessage
+	Device   json.RawMessage
+	All      json.RawMessage
 }
 
 // scan fills w from a line that json.Valid accepted and that starts with
@@ -135,6 +137,10 @@ func (w *wireRequest) set(key []byte, v json.RawMessage) {
 		w.After = v
 	case "ids":
 		w.IDs = v
+	case "device":
+		w.Device = v
+	case "all":
+		w.All = v
 	}
 }
 
@@ -153,6 +159,7 @@ func (w *wireRequest) fill(m map[string]json.RawMessage) {
 	w.ID, w.To, w.Text, w.CID = m["id"], m["to"], m["text"], m["cid"]
 	w.Group, w.Friend, w.Desc, w.Limit = m["group"], m["friend"], m["desc"], m["limit"]
 	w.With, w.Before, w.After, w.IDs = m["with"], m["before"], m["after"], m["ids"]
+	w.Device, w.All = m["device"], m["all"]
 }
 
 // Request is one decoded frame. Type is empty when the frame had no usable
@@ -234,6 +241,19 @@ func optStr(raw json.RawMessage, field string) (s string, ok bool, perr *ProtoEr
 		return "", false, protoErr(wire.CodeBadRequest, "%q must not be empty", field)
 	}
 	return s, true, nil
+}
+
+// optBool returns an optional boolean field, false when absent.
+func optBool(raw json.RawMessage, field string) (bool, *ProtoError) {
+	switch {
+	case !present(raw):
+		return false, nil
+	case bytes.Equal(raw, []byte("true")):
+		return true, nil
+	case bytes.Equal(raw, []byte("false")):
+		return false, nil
+	}
+	return false, protoErr(wire.CodeBadRequest, "%q must be true or false", field)
 }
 
 // optInt returns an optional integer field; ok is false when it is absent.

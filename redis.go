@@ -14,8 +14,9 @@ import (
 
 // The cluster over Redis. Every node keeps in Redis:
 //
-//	P:where        hash  user -> "node\x1fsession\x1fname": who is online where
-//	P:nusers:NODE  set   the users a node has claimed (to clean up after it)
+//	P:sess:USER    hash  device -> "node\x1fconnection\x1fsince": the user's sessions
+//	P:where        hash  user -> "name\x1fnode\x1fnode...": who is online, on which nodes
+//	P:nusers:NODE  set   the users with a session on a node (to clean up after it)
 //	P:hb:NODE      key   the node's heartbeat, expiring after nodeTTL
 //	P:nodes        set   nodes that may hold claims
 //	P:gn:GROUP     hash  node -> how many of the group's members it has online

@@ -137,13 +137,14 @@ func (rc *redisCluster) announceOnce() error {
 	}
 	users, groups := rc.srv.hub.snapshot()
 	for _, s := range users {
-		n, err := redis.Int(announceScript.Do(c, rc.key("where"), rc.key("nusers", rc.node),
-			s.user.ID, rc.claimValue(s.user, s.ref), rc.node, rc.key("hb", "")))
+		cl := s.claim()
+		n, err := redis.Int(announceScript.Do(c, rc.key("where"), rc.sessionsKey(cl.user.ID), rc.key("nusers", rc.node),
+			cl.user.ID, cl.device, sessionValue(cl), rc.node, rc.key("hb", ""), cl.user.Name))
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			if lc := rc.srv.hub.session(s.user.ID); lc != nil {
+		if n == 0 { // the device is another node's now
+			if lc := rc.srv.hub.find(cl.user.ID, cl.ref.ID); lc != nil {
 				lc.kick()
 			}
 		}
@@ -177,14 +178,15 @@ func (rc *redisCluster) beat(c redis.Conn) error {
 	return nil
 }
 
-// reap removes node's claims and group counts, returning the claims.
+// reap removes node's sessions and group counts, returning "user\x1fname"
+// for each user it left with no session.
 func (rc *redisCluster) reap(c redis.Conn, node string, forget bool) ([]string, error) {
 	f := "0"
 	if forget {
 		f = "1"
 	}
 	return redis.Strings(reapScript.Do(c, rc.key("where"), rc.key("nusers", node), rc.key("ng", node),
-		node, rc.key("gn", ""), f, rc.key("nodes")))
+		node, rc.key("gn", ""), f, rc.key("nodes"), rc.key("sess", ""), rc.key("hb", "")))
 }
 
 // heartbeatLoop renews this node's heartbeat, learns which nodes live, and

@@ -19,10 +19,10 @@ type outItem struct {
 	count               *int        // set this node's member count of group
 }
 
+// ToUser pushes to the user's local sessions at once, and through Redis to
+// the other nodes that hold a session of the user, if any.
 func (rc *redisCluster) ToUser(user int64, p *Push) {
-	if rc.srv.hub.toUser(user, p) {
-		return // local recipients never go through Redis
-	}
+	rc.srv.hub.toUser(user, p)
 	rc.send(outItem{user: user, push: p})
 }
 
@@ -146,8 +146,13 @@ func (rc *redisCluster) flush(batch []outItem) error {
 			continue
 		}
 		v, _ := redis.String(reply, nil)
-		node, _, _ := parseClaim(v)
-		add(node, nodeMsg{kind: nodeUserPush, user: it.user, push: it.push})
+		if v == "" {
+			continue
+		}
+		_, nodes := parseWhere(v)
+		for _, node := range nodes {
+			add(node, nodeMsg{kind: nodeUserPush, user: it.user, push: it.push})
+		}
 	}
 	for _, it := range batch {
 		if it.kick != nil && it.kick.Node != rc.node {
@@ -187,7 +192,7 @@ func (rc *redisCluster) receive(data []byte) {
 		data = rest
 		switch m.kind {
 		case nodeKick:
-			if c := rc.srv.hub.session(m.user); c != nil && c.id == m.session {
+			if c := rc.srv.hub.find(m.user, m.session); c != nil {
 				c.kick()
 			}
 		case nodeRedeliver:

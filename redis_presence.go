@@ -2,57 +2,125 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gomodule/redigo/redis"
 )
 
-// Presence in Redis: who is online on which node (see redis.go for the keys).
+// Presence in Redis: a user's sessions by device, and the nodes that hold
+// them (see redis.go for the keys). The scripts keep P:where in step with
+// the sessions hash: its value is the user's name and the nodes holding a
+// session of the user, which is all that routing and online lists read.
 
-var claimScript = redis.NewScript(2, `
-local prev = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[1])
+// luaRewhere rewrites the user's P:where entry from the sessions hash
+// skey, and returns the user's name (the one given, or the one there).
+const luaRewhere = `
+local function nodeOf(v) return string.match(v, '^([^\31]*)') end
+local function rewhere(where, skey, uid, name)
+  if not name or name == '' then
+    local cur = redis.call('HGET', where, uid)
+    name = cur and nodeOf(cur) or ''
+  end
+  local vals = redis.call('HVALS', skey)
+  if #vals == 0 then
+    redis.call('HDEL', where, uid)
+    return name
+  end
+  local seen, parts = {}, {name}
+  for _, v in ipairs(vals) do
+    local n = nodeOf(v)
+    if not seen[n] then
+      seen[n] = true
+      table.insert(parts, n)
+    end
+  end
+  redis.call('HSET', where, uid, table.concat(parts, '\31'))
+  return name
+end
+local function onNode(skey, node)
+  for _, v in ipairs(redis.call('HVALS', skey)) do
+    if nodeOf(v) == node then return true end
+  end
+  return false
+end
+`
+
+// claimScript: KEYS where, sessions, nusers:NODE; ARGV user, device,
+// value, node, heartbeat prefix, nusers prefix, name, max. It returns
+// {-1} past max, else {live sessions on other devices, 1 if the device's
+// older session is on a live node (0 if not), that session's value}.
+var claimScript = redis.NewScript(3, luaRewhere+`
+local prev = redis.call('HGET', KEYS[2], ARGV[2])
+local others = 0
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[2] and redis.call('EXISTS', ARGV[5] .. nodeOf(all[i+1])) == 1 then
+    others = others + 1
+  end
+end
+if others >= tonumber(ARGV[8]) then return {-1} end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+local live = 0
 if prev then
-  local pnode = string.match(prev, '^([^\31]*)')
-  if pnode ~= ARGV[3] then redis.call('SREM', ARGV[5] .. pnode, ARGV[1]) end
-  if redis.call('EXISTS', ARGV[4] .. pnode) == 1 then return prev end
+  local pnode = nodeOf(prev)
+  if pnode ~= ARGV[4] and not onNode(KEYS[2], pnode) then redis.call('SREM', ARGV[6] .. pnode, ARGV[1]) end
+  if redis.call('EXISTS', ARGV[5] .. pnode) == 1 then live = 1 end
 end
-return false`)
+rewhere(KEYS[1], KEYS[2], ARGV[1], ARGV[7])
+return {others, live, prev or ''}`)
 
-var releaseScript = redis.NewScript(2, `
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('SREM', KEYS[2], ARGV[1])
-  return 1
+// releaseScript: KEYS where, sessions, nusers:NODE; ARGV user, device,
+// value, node, heartbeat prefix, name. It returns 0 if the claim was no
+// longer there, 1 if the user has other live sessions, 2 if none.
+var releaseScript = redis.NewScript(3, luaRewhere+`
+if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
+if not onNode(KEYS[2], ARGV[4]) then redis.call('SREM', KEYS[3], ARGV[1]) end
+rewhere(KEYS[1], KEYS[2], ARGV[1], ARGV[6])
+for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[5] .. nodeOf(v)) == 1 then return 1 end
 end
-return 0`)
+return 2`)
 
 // announceScript re-claims a local session after Redis lost track of it,
-// unless a live node holds the user now.
-var announceScript = redis.NewScript(2, `
-local prev = redis.call('HGET', KEYS[1], ARGV[1])
-if prev and prev ~= ARGV[2] then
-  local pnode = string.match(prev, '^([^\31]*)')
-  if pnode ~= ARGV[3] and redis.call('EXISTS', ARGV[4] .. pnode) == 1 then return 0 end
+// unless a live node holds the device now. KEYS and ARGV as releaseScript.
+var announceScript = redis.NewScript(3, luaRewhere+`
+local prev = redis.call('HGET', KEYS[2], ARGV[2])
+if prev and prev ~= ARGV[3] then
+  local pnode = nodeOf(prev)
+  if pnode ~= ARGV[4] and redis.call('EXISTS', ARGV[5] .. pnode) == 1 then return 0 end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+rewhere(KEYS[1], KEYS[2], ARGV[1], ARGV[6])
 return 1`)
 
-// reapScript removes what a node left: its claims and its group counts. It
-// returns the claims it removed.
-var reapScript = redis.NewScript(3, `
+// reapScript removes what a node left: its sessions and its group counts.
+// KEYS where, nusers:NODE, ng:NODE; ARGV node, gn prefix, forget (1: and
+// from P:nodes), nodes key, sessions prefix, heartbeat prefix. It returns
+// "user\x1fname" for each user who had a session there and has no live
+// one left.
+var reapScript = redis.NewScript(3, luaRewhere+`
 local gone = {}
 for _, u in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local v = redis.call('HGET', KEYS[1], u)
-  if v and string.match(v, '^([^\31]*)') == ARGV[1] then
-    redis.call('HDEL', KEYS[1], u)
-    table.insert(gone, u .. '\31' .. v)
+  local skey = ARGV[5] .. u
+  local all = redis.call('HGETALL', skey)
+  local removed, live = 0, 0
+  for i = 1, #all, 2 do
+    local n = nodeOf(all[i+1])
+    if n == ARGV[1] then
+      redis.call('HDEL', skey, all[i])
+      removed = removed + 1
+    elseif redis.call('EXISTS', ARGV[6] .. n) == 1 then
+      live = live + 1
+    end
   end
+  local name = rewhere(KEYS[1], skey, u, nil)
+  if removed > 0 and live == 0 then table.insert(gone, u .. '\31' .. name) end
 end
 redis.call('DEL', KEYS[2])
 for _, g in ipairs(redis.call('SMEMBERS', KEYS[3])) do
@@ -62,55 +130,102 @@ redis.call('DEL', KEYS[3])
 if ARGV[3] == '1' then redis.call('SREM', ARGV[4], ARGV[1]) end
 return gone`)
 
-func (rc *redisCluster) claimValue(u User, sess SessionRef) string {
-	return sess.Node + sep + strconv.FormatUint(sess.ID, 10) + sep + u.Name
+// sessionValue is a session's entry in the user's sessions hash.
+func sessionValue(cl claim) string {
+	return cl.ref.Node + sep + strconv.FormatUint(cl.ref.ID, 10) + sep + strconv.FormatInt(cl.since, 10)
 }
 
-func parseClaim(v string) (node string, id uint64, name string) {
+func parseSessionValue(v string) (ref SessionRef, since int64) {
 	parts := strings.SplitN(v, sep, 3)
 	if len(parts) != 3 {
-		return "", 0, ""
+		return SessionRef{}, 0
 	}
-	id, _ = strconv.ParseUint(parts[1], 10, 64)
-	return parts[0], id, parts[2]
+	ref.Node = parts[0]
+	ref.ID, _ = strconv.ParseUint(parts[1], 10, 64)
+	since, _ = strconv.ParseInt(parts[2], 10, 64)
+	return ref, since
 }
 
-// Claim takes the user's presence. While our subscription is down it
+// parseWhere reads a P:where value: the user's name and the nodes that
+// hold a session of the user.
+func parseWhere(v string) (name string, nodes []string) {
+	parts := strings.Split(v, sep)
+	return parts[0], parts[1:]
+}
+
+func (rc *redisCluster) sessionsKey(user int64) string {
+	return rc.key("sess", strconv.FormatInt(user, 10))
+}
+
+// Claim takes the device's presence. While our subscription is down it
 // refuses: a login now could not be told apart from one elsewhere.
-func (rc *redisCluster) Claim(ctx context.Context, u User, sess SessionRef) (*SessionRef, error) {
+func (rc *redisCluster) Claim(ctx context.Context, cl claim, max int) (claimed, error) {
 	if !rc.subscribed.Load() {
-		return nil, fmt.Errorf("redis: not subscribed: %w", ErrUnavailable)
+		return claimed{}, fmt.Errorf("redis: not subscribed: %w", ErrUnavailable)
 	}
-	var prev *SessionRef
+	var res claimed
 	err := rc.do(ctx, func(c redis.Conn) error {
-		v, err := redis.String(claimScript.Do(c, rc.key("where"), rc.key("nusers", rc.node),
-			u.ID, rc.claimValue(u, sess), rc.node, rc.key("hb", ""), rc.key("nusers", "")))
-		if errors.Is(err, redis.ErrNil) {
-			return nil
-		}
+		vals, err := redis.Values(claimScript.Do(c, rc.key("where"), rc.sessionsKey(cl.user.ID), rc.key("nusers", rc.node),
+			cl.user.ID, cl.device, sessionValue(cl), rc.node, rc.key("hb", ""), rc.key("nusers", ""), cl.user.Name, max))
 		if err != nil {
 			return err
 		}
-		node, id, _ := parseClaim(v)
-		prev = &SessionRef{Node: node, ID: id}
+		if len(vals) == 1 {
+			return ErrTooManySessions
+		}
+		var others, live int
+		var prev string
+		if _, err := redis.Scan(vals, &others, &live, &prev); err != nil {
+			return err
+		}
+		res.wasOnline = others > 0 || live == 1
+		if prev != "" && live == 1 {
+			ref, _ := parseSessionValue(prev)
+			res.prev = &ref
+		}
 		return nil
 	})
-	return prev, err
+	return res, err
 }
 
-func (rc *redisCluster) Release(ctx context.Context, u User, sess SessionRef) (bool, error) {
-	var released bool
+func (rc *redisCluster) Release(ctx context.Context, cl claim) (bool, error) {
+	var offline bool
 	err := rc.do(ctx, func(c redis.Conn) error {
-		n, err := redis.Int(releaseScript.Do(c, rc.key("where"), rc.key("nusers", rc.node),
-			u.ID, rc.claimValue(u, sess)))
-		released = n == 1
+		n, err := redis.Int(releaseScript.Do(c, rc.key("where"), rc.sessionsKey(cl.user.ID), rc.key("nusers", rc.node),
+			cl.user.ID, cl.device, sessionValue(cl), rc.node, rc.key("hb", ""), cl.user.Name))
+		offline = n == 2
 		return err
 	})
-	return released, err
+	return offline, err
+}
+
+func (rc *redisCluster) Sessions(ctx context.Context, user int64) ([]SessionInfo, error) {
+	var all map[string]string
+	err := rc.do(ctx, func(c redis.Conn) error {
+		var err error
+		all, err = redis.StringMap(c.Do("HGETALL", rc.sessionsKey(user)))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SessionInfo, 0, len(all))
+	for device, v := range all {
+		ref, since := parseSessionValue(v)
+		if rc.isAlive(ref.Node) {
+			out = append(out, SessionInfo{Device: device, Since: since, ref: ref})
+		}
+	}
+	sortSessions(out)
+	return out, nil
 }
 
 func (rc *redisCluster) isAlive(node string) bool {
 	return node != "" && !(*rc.dead.Load())[node]
+}
+
+func (rc *redisCluster) anyAlive(nodes []string) bool {
+	return slices.ContainsFunc(nodes, rc.isAlive)
 }
 
 func (rc *redisCluster) Online(ctx context.Context, limit int) ([]User, int, error) {
@@ -125,9 +240,9 @@ func (rc *redisCluster) Online(ctx context.Context, limit int) ([]User, int, err
 	}
 	users := make([]User, 0, len(all))
 	for k, v := range all {
-		node, _, name := parseClaim(v)
+		name, nodes := parseWhere(v)
 		id, err := strconv.ParseInt(k, 10, 64)
-		if err == nil && rc.isAlive(node) {
+		if err == nil && rc.anyAlive(nodes) {
 			users = append(users, User{ID: id, Name: name})
 		}
 	}
@@ -150,7 +265,7 @@ func (rc *redisCluster) AreOnline(ctx context.Context, ids []int64) (map[int64]b
 			return err
 		}
 		for i, v := range vals {
-			if node, _, _ := parseClaim(v); v != "" && rc.isAlive(node) {
+			if _, nodes := parseWhere(v); v != "" && rc.anyAlive(nodes) {
 				out[ids[i]] = true
 			}
 		}

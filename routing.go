@@ -1,28 +1,57 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
 // SessionRef names one login session anywhere in the cluster.
 type SessionRef struct {
 	Node string
-	ID   uint64 // the connection's id on that node
+	ID   uint64 // the connection's id, unique in the cluster
 }
 
-// Presence says who is online, and where, across the cluster. A claim is a
-// lease: the in-process implementation holds it in memory; a clustered one
-// keeps it in a shared store with an expiry, renewed while the node lives, so
-// that a node that dies takes its users offline with it.
+// claim is a session's entry in presence: one per user and device.
+type claim struct {
+	user   User
+	device string
+	ref    SessionRef
+	since  int64 // login time, Unix ms
+}
+
+// claimed is what a claim found.
+type claimed struct {
+	prev      *SessionRef // the session on the same device that the claim took over
+	wasOnline bool        // the user had a live session before, on any device
+}
+
+// SessionInfo is one session of a user, as the sessions request lists it.
+type SessionInfo struct {
+	Device  string `json:"device"`
+	Since   int64  `json:"since"`
+	Current bool   `json:"current,omitempty"` // the session that asked
+	ref     SessionRef
+}
+
+// Presence says who is online, and where, across the cluster: a user's
+// sessions, one per device. A claim is a lease: the in-process
+// implementation holds it in memory; a clustered one keeps it in a shared
+// store with an expiry, renewed while the node lives, so that a node that
+// dies takes its sessions with it.
 type Presence interface {
-	// Claim makes sess the user's one session and returns the session it
-	// took over, if there was one.
-	Claim(ctx context.Context, u User, sess SessionRef) (prev *SessionRef, err error)
-	// Release ends the claim if sess still holds it. It reports false when a
-	// newer session has taken over: the user is still online.
-	Release(ctx context.Context, u User, sess SessionRef) (bool, error)
+	// Claim makes cl the user's session on its device, taking over the
+	// device's older session, if any. It fails with ErrTooManySessions when
+	// the user holds max sessions on other devices.
+	Claim(ctx context.Context, cl claim, max int) (claimed, error)
+	// Release ends the claim if it still holds its device. It reports
+	// whether the user is offline now: no session left anywhere.
+	Release(ctx context.Context, cl claim) (offline bool, err error)
+	// Sessions lists the user's live sessions, oldest first.
+	Sessions(ctx context.Context, user int64) ([]SessionInfo, error)
 	// Online lists up to limit online users, by id, and how many there are.
 	Online(ctx context.Context, limit int) ([]User, int, error)
 	// AreOnline tells which of ids are online.
@@ -70,7 +99,8 @@ type Router interface {
 	ToUser(user int64, p *Push)
 	// ToGroup pushes to the group's online members except one user.
 	ToGroup(group, except int64, p *Push)
-	// Kick closes sess, which a newer login of user has replaced.
+	// Kick closes sess, which a newer login of user on the same device has
+	// replaced.
 	Kick(sess SessionRef, user int64)
 }
 
@@ -79,7 +109,7 @@ type Router interface {
 // the cluster's router feeds it pushes for local users.
 type hub struct {
 	mu     sync.RWMutex // guards the maps; held only for map operations
-	users  map[int64]*conn
+	users  map[int64][]*conn
 	groups map[int64]map[*conn]struct{}
 	// onCount, if set, learns how many local members a group has after
 	// each change (the cluster publishes it); called without the lock.
@@ -87,7 +117,7 @@ type hub struct {
 }
 
 func newHub() *hub {
-	return &hub{users: map[int64]*conn{}, groups: map[int64]map[*conn]struct{}{}}
+	return &hub{users: map[int64][]*conn{}, groups: map[int64]map[*conn]struct{}{}}
 }
 
 type groupCount struct {
@@ -103,27 +133,25 @@ func (h *hub) report(counts []groupCount) {
 	}
 }
 
-// register makes c the local session of user, returning the local session it
-// replaced, if any.
-func (h *hub) register(user int64, c *conn, groups []int64) *conn {
+// register adds c to user's local sessions.
+func (h *hub) register(user int64, c *conn, groups []int64) {
 	h.mu.Lock()
-	prev := h.users[user]
-	h.users[user] = c
+	h.users[user] = append(h.users[user], c)
 	counts := make([]groupCount, 0, len(groups))
 	for _, g := range groups {
 		counts = append(counts, groupCount{g, h.subscribeLocked(g, c)})
 	}
 	h.mu.Unlock()
 	h.report(counts)
-	return prev
 }
 
-// unregister removes c and its group subscriptions. It leaves a newer
-// session of the same user in place.
+// unregister removes c and its group subscriptions.
 func (h *hub) unregister(user int64, c *conn, groups []int64) {
 	h.mu.Lock()
-	if h.users[user] == c {
+	if conns := slices.DeleteFunc(h.users[user], func(x *conn) bool { return x == c }); len(conns) == 0 {
 		delete(h.users, user)
+	} else {
+		h.users[user] = conns
 	}
 	counts := make([]groupCount, 0, len(groups))
 	for _, g := range groups {
@@ -174,9 +202,11 @@ func (h *hub) snapshot() ([]*session, map[int64]int) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	sessions := make([]*session, 0, len(h.users))
-	for _, c := range h.users {
-		if s := c.sess.Load(); s != nil {
-			sessions = append(sessions, s)
+	for _, conns := range h.users {
+		for _, c := range conns {
+			if s := c.sess.Load(); s != nil {
+				sessions = append(sessions, s)
+			}
 		}
 	}
 	counts := make(map[int64]int, len(h.groups))
@@ -191,25 +221,55 @@ func (h *hub) conns() []*conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make([]*conn, 0, len(h.users))
-	for _, c := range h.users {
-		out = append(out, c)
+	for _, conns := range h.users {
+		out = append(out, conns...)
 	}
 	return out
 }
 
-func (h *hub) session(user int64) *conn {
+// sessionsOf returns user's local sessions' connections.
+func (h *hub) sessionsOf(user int64) []*conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.users[user]
+	return slices.Clone(h.users[user])
 }
 
-// toUser queues p for user's local session, if there is one.
-func (h *hub) toUser(user int64, p *Push) bool {
-	c := h.session(user)
-	if c == nil {
-		return false
+// find returns user's local session on connection id, or nil.
+func (h *hub) find(user int64, id uint64) *conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, c := range h.users[user] {
+		if c.id == id {
+			return c
+		}
 	}
-	c.deliver(p)
+	return nil
+}
+
+// toUser queues p for each of user's local sessions, reporting whether
+// there was one.
+func (h *hub) toUser(user int64, p *Push) bool {
+	h.mu.RLock()
+	conns := h.users[user]
+	var one *conn
+	var many []*conn
+	switch len(conns) {
+	case 0:
+		h.mu.RUnlock()
+		return false
+	case 1: // the common case, without a copy
+		one = conns[0]
+	default:
+		many = slices.Clone(conns)
+	}
+	h.mu.RUnlock()
+	if one != nil {
+		one.deliver(p)
+		return true
+	}
+	for _, c := range many {
+		c.deliver(p)
+	}
 	return true
 }
 
@@ -236,51 +296,93 @@ type localRouter struct{ hub *hub }
 func (r localRouter) ToUser(user int64, p *Push)           { r.hub.toUser(user, p) }
 func (r localRouter) ToGroup(group, except int64, p *Push) { r.hub.toGroup(group, except, p) }
 
-// Kick is a no-op: on one node the hub's register already returned the
-// replaced session, which the login closes itself.
+// Kick is a no-op: on one node every session is local, and the login that
+// took one over closes it itself.
 func (r localRouter) Kick(SessionRef, int64) {}
 
 // localPresence is presence for a single node.
 type localPresence struct {
 	mu    sync.Mutex // guards users
-	users map[int64]presenceEntry
+	users map[int64]*localUser
 }
 
-type presenceEntry struct {
-	user User
-	sess SessionRef
+// localUser is an online user's sessions, by device.
+type localUser struct {
+	name     string
+	sessions map[string]claim
 }
 
 func newLocalPresence() *localPresence {
-	return &localPresence{users: map[int64]presenceEntry{}}
+	return &localPresence{users: map[int64]*localUser{}}
 }
 
-func (p *localPresence) Claim(_ context.Context, u User, sess SessionRef) (*SessionRef, error) {
+func (p *localPresence) Claim(_ context.Context, cl claim, max int) (claimed, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	prev, ok := p.users[u.ID]
-	p.users[u.ID] = presenceEntry{user: User{ID: u.ID, Name: u.Name}, sess: sess}
-	if ok {
-		return &prev.sess, nil
+	lu := p.users[cl.user.ID]
+	if lu == nil {
+		lu = &localUser{name: cl.user.Name, sessions: map[string]claim{}}
+		p.users[cl.user.ID] = lu
 	}
-	return nil, nil
+	prev, taken := lu.sessions[cl.device]
+	others := len(lu.sessions)
+	if taken {
+		others--
+	}
+	if others >= max {
+		return claimed{}, ErrTooManySessions
+	}
+	lu.sessions[cl.device] = cl
+	res := claimed{wasOnline: others > 0 || taken}
+	if taken {
+		res.prev = &prev.ref
+	}
+	return res, nil
 }
 
-func (p *localPresence) Release(_ context.Context, u User, sess SessionRef) (bool, error) {
+func (p *localPresence) Release(_ context.Context, cl claim) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e, ok := p.users[u.ID]; ok && e.sess == sess {
-		delete(p.users, u.ID)
-		return true, nil
+	lu := p.users[cl.user.ID]
+	if lu == nil || lu.sessions[cl.device].ref != cl.ref {
+		return false, nil
 	}
-	return false, nil
+	delete(lu.sessions, cl.device)
+	if len(lu.sessions) > 0 {
+		return false, nil
+	}
+	delete(p.users, cl.user.ID)
+	return true, nil
+}
+
+func (p *localPresence) Sessions(_ context.Context, user int64) ([]SessionInfo, error) {
+	p.mu.Lock()
+	var out []SessionInfo
+	if lu := p.users[user]; lu != nil {
+		for _, cl := range lu.sessions {
+			out = append(out, SessionInfo{Device: cl.device, Since: cl.since, ref: cl.ref})
+		}
+	}
+	p.mu.Unlock()
+	sortSessions(out)
+	return out, nil
+}
+
+// sortSessions orders sessions oldest first, then by device.
+func sortSessions(ss []SessionInfo) {
+	slices.SortFunc(ss, func(a, b SessionInfo) int {
+		if a.Since != b.Since {
+			return cmp.Compare(a.Since, b.Since)
+		}
+		return strings.Compare(a.Device, b.Device)
+	})
 }
 
 func (p *localPresence) Online(_ context.Context, limit int) ([]User, int, error) {
 	p.mu.Lock()
 	users := make([]User, 0, len(p.users))
-	for _, e := range p.users {
-		users = append(users, e.user)
+	for id, lu := range p.users {
+		users = append(users, User{ID: id, Name: lu.name})
 	}
 	p.mu.Unlock()
 	users, total := firstByID(users, limit)

@@ -304,9 +304,15 @@ func (s *Server) storeChats(items []*chatItem) {
 		s.metrics.messagesStored.Add(1)
 		p := &Push{Kind: pushMessage, Frame: messagePush(&it.msg, false), MsgID: it.msg.ID, At: topicSeq{it.msg.Topic, it.msg.Seq}}
 		if it.msg.Group != 0 {
-			s.router.ToGroup(it.msg.Group, it.msg.From, p)
-		} else {
-			s.router.ToUser(it.msg.To, p)
+			// Every member's sessions, the sender's other ones included.
+			p.Except = it.conn
+			s.router.ToGroup(it.msg.Group, 0, p)
+			continue
+		}
+		s.router.ToUser(it.msg.To, p)
+		if it.msg.To != it.msg.From {
+			// A copy for the sender's other sessions: not pending for them.
+			s.router.ToUser(it.msg.From, &Push{Kind: pushPlain, Frame: p.Frame, Except: it.conn})
 		}
 	}
 }
@@ -409,21 +415,20 @@ func (s *idSet) take(id int64) bool {
 func (s *Server) redeliverAll() {
 	for _, c := range s.hub.conns() {
 		if sess := c.sess.Load(); sess != nil {
-			go c.streamBacklog(sess.ctx, sess, nil)
+			go c.streamBacklog(sess.ctx, sess)
 		}
 	}
 }
 
 // announceOffline tells the friends of users whose node died that they are
-// offline. gone holds "user\x1fclaim" entries from the cluster's reaper.
+// offline. gone holds "user\x1fname" entries from the cluster's reaper.
 func (s *Server) announceOffline(gone []string) {
 	for _, g := range gone {
-		id, claim, _ := strings.Cut(g, sep)
+		id, name, _ := strings.Cut(g, sep)
 		uid, err := strconv.ParseInt(id, 10, 64)
 		if err != nil {
 			continue
 		}
-		_, _, name := parseClaim(claim)
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		friends, err := s.store.Friends(ctx, uid)
 		cancel()

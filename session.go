@@ -10,6 +10,8 @@ import (
 // session is a logged-in user on one connection.
 type session struct {
 	user   User
+	device string
+	since  int64 // login time, Unix ms
 	ref    SessionRef
 	ctx    context.Context // ends with the session
 	cancel func()          // ends ctx
@@ -94,14 +96,21 @@ func addID(ids []int64, id int64) []int64 {
 	return slices.Insert(ids, i, id)
 }
 
-// startSession makes u the user of c: it takes the user's presence (kicking
-// an older session), subscribes to its groups and tells its friends. Online
+func (s *session) claim() claim {
+	return claim{user: s.user, device: s.device, ref: s.ref, since: s.since}
+}
+
+// startSession makes c a session of u on device: it claims the device in
+// presence (taking over an older session there), subscribes to the user's
+// groups and, for the user's first session, tells the friends. Online
 // first, then the backlog: a message stored in between is routed live, and
 // may come twice, never not at all.
-func (c *conn) startSession(ctx context.Context, u User, friends []User, groups []Group) (*session, error) {
+func (c *conn) startSession(ctx context.Context, u User, device string, friends []User, groups []Group) (*session, error) {
 	srv := c.srv
 	s := &session{
 		user:        u,
+		device:      device,
+		since:       nowMS(),
 		ref:         SessionRef{Node: srv.cfg.Node, ID: c.id},
 		backlogDone: make(chan struct{}),
 	}
@@ -118,32 +127,41 @@ func (c *conn) startSession(ctx context.Context, u User, friends []User, groups 
 	slices.Sort(s.groups)
 	s.groups = slices.Compact(s.groups)
 	// Claim and register must not interleave with another login of the same
-	// user, or presence and the hub could name different sessions.
+	// user on this node, or presence and the hub could disagree.
 	unlock := srv.lockUser(u.ID)
-	prev, err := srv.presence.Claim(ctx, u, s.ref)
+	res, err := srv.presence.Claim(ctx, s.claim(), srv.cfg.MaxDevices)
 	if err != nil {
 		unlock()
 		return nil, err
 	}
 	c.sess.Store(s)
 	c.holdPushes() // until the login reply is queued
-	old := srv.hub.register(u.ID, c, s.groupIDs())
+	srv.hub.register(u.ID, c, s.groupIDs())
 	unlock()
-	if old != nil && old != c {
-		old.kick()
-	}
-	if prev != nil && prev.Node != srv.cfg.Node {
-		srv.router.Kick(*prev, u.ID)
+	if res.prev != nil {
+		srv.kickSession(*res.prev, u.ID)
 	}
 	srv.metrics.sessions.Add(1)
-	if prev == nil {
+	if !res.wasOnline {
 		srv.pushPresence(s, true)
 	}
 	return s, nil
 }
 
-// endSession logs the session out: unsubscribed, presence released, and
-// friends told, unless a newer login of the same user took over.
+// kickSession closes ref, a session of user that a newer login on the same
+// device took over, on whichever node holds it.
+func (s *Server) kickSession(ref SessionRef, user int64) {
+	if ref.Node != s.cfg.Node {
+		s.router.Kick(ref, user)
+		return
+	}
+	if old := s.hub.find(user, ref.ID); old != nil {
+		old.kick()
+	}
+}
+
+// endSession logs the session out: unsubscribed, its device released, and
+// friends told when it was the user's last session.
 func (c *conn) endSession(ctx context.Context, s *session) {
 	srv := c.srv
 	if s.cancel != nil {
@@ -156,13 +174,13 @@ func (c *conn) endSession(ctx context.Context, s *session) {
 	defer cancel()
 	unlock := srv.lockUser(s.user.ID)
 	srv.hub.unregister(s.user.ID, c, s.groupIDs())
-	released, err := srv.presence.Release(ctx, s.user, s.ref)
+	offline, err := srv.presence.Release(ctx, s.claim())
 	unlock()
 	if err != nil {
 		c.log.Warn("release presence", "user", s.user.ID, "err", err)
 		return
 	}
-	if released {
+	if offline {
 		srv.pushPresence(s, false)
 	}
 }

@@ -348,6 +348,9 @@ type testClient struct {
 	t      testing.TB
 	pushes []frame
 	user   int64
+	// synced counts the synced pushes seen: next passes over them, so
+	// that tests of replies and messages in order need not know of them.
+	synced int
 }
 
 func dial(t testing.TB, addr string) *testClient {
@@ -387,19 +390,49 @@ func (c *testClient) send(typ string, fields map[string]any) int {
 // next returns the next frame, failing the test after timeout.
 func (c *testClient) next(timeout time.Duration) frame {
 	c.t.Helper()
-	select {
-	case f, ok := <-c.frames:
-		if !ok {
-			if line := c.bad.Load(); line != nil {
-				c.t.Fatalf("server sent a frame that is not JSON: %q", *line)
+	deadline := time.After(timeout)
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				if line := c.bad.Load(); line != nil {
+					c.t.Fatalf("server sent a frame that is not JSON: %q", *line)
+				}
+				c.t.Fatalf("connection closed while waiting for a frame")
 			}
-			c.t.Fatalf("connection closed while waiting for a frame")
+			if _, reply := f["rid"]; !reply && f.str("type") == "synced" {
+				c.synced++
+				continue
+			}
+			return f
+		case <-deadline:
+			c.t.Fatalf("no frame within %v", timeout)
 		}
-		return f
-	case <-time.After(timeout):
-		c.t.Fatalf("no frame within %v", timeout)
+		return nil
 	}
-	return nil
+}
+
+// waitSynced waits for the synced push that ends a login's backlog,
+// keeping what comes before it.
+func (c *testClient) waitSynced(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.After(timeout)
+	for c.synced == 0 {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				c.t.Fatalf("connection closed while waiting for synced")
+			}
+			if _, reply := f["rid"]; !reply && f.str("type") == "synced" {
+				c.synced++
+				continue
+			}
+			c.pushes = append(c.pushes, f)
+		case <-deadline:
+			c.t.Fatalf("no synced push within %v (kept: %v)", timeout, c.pushes)
+		}
+	}
+	c.synced--
 }
 
 // reply waits for the reply to rid, keeping pushes that come first.

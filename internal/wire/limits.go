@@ -9,6 +9,7 @@ const (
 	MaxPasswordBytes  = 72 // bcrypt ignores what lies beyond
 	MaxTextBytes      = 4096
 	MaxCIDBytes       = 64
+	MaxDeviceBytes    = 64
 	MaxGroupNameRunes = 64
 	MaxGroupDescRunes = 256
 	DefaultHistory    = 50
