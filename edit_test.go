@@ -270,6 +270,40 @@ func TestDeleteMessage(t *testing.T) {
 	})
 }
 
+// TestEditRateLimit: edit and delete_message cost 5 tokens each, and come
+// after the field checks: a request that fails those costs nothing; one
+// refused for the rate changes nothing.
+func TestEditRateLimit(t *testing.T) {
+	t.Parallel()
+	for _, typ := range []string{"edit", "delete_message"} {
+		if cost := commands[typ].cost; cost != 5 {
+			t.Errorf("%s costs %v", typ, cost)
+		}
+	}
+	forEachStore(t, func(t *testing.T, db string) {
+		ts := startServer(t, db, func(c *Config) { c.Rate = 3 }) // a bucket of 6
+		alice, bob := newUser(t, ts.addr, "ra"), newUser(t, ts.addr, "rb")
+		id := alice.must("chat", map[string]any{"to": bob.user, "text": "v0"}).obj("message").num("id") // 5 left
+		alice.must("edit", map[string]any{"id": id, "text": "v1"})                                      // none left
+		for range 5 {
+			alice.fails("bad_request", "edit", map[string]any{"id": id, "text": " "}) // free
+		}
+		// 5 tokens take 1.7 s to come at 3 a second; a request of cost 1
+		// would wait at most a third of one.
+		for _, f := range []frame{
+			alice.fails("rate_limited", "edit", map[string]any{"id": id, "text": "v2"}),
+			alice.fails("rate_limited", "delete_message", map[string]any{"id": id}),
+		} {
+			if ms := f.num("retry_after"); ms < 400 {
+				t.Fatalf("retry_after %d ms: the request cost too little", ms)
+			}
+		}
+		if h := historyMsg(t, bob, map[string]any{"with": alice.user}, id); h.str("text") != "v1" || h["deleted"] != nil {
+			t.Fatalf("after refused requests: %v", h)
+		}
+	})
+}
+
 // TestEditShownLater: the login backlog and a cid replay give a message's
 // latest state; a deleted message still pending comes as a tombstone, and
 // is acked as any other.
