@@ -55,6 +55,8 @@ var commands map[string]command
 //     transaction of their own, and a push to the friend or to every online
 //     member of the group; online 5: up to 1000 users read from presence
 //     (Redis in a cluster).
+//   - edit, delete_message 5: a write transaction of their own (a locked
+//     row), and a push to the other side or to every online member.
 //   - ping, logout 0: nothing that costs. register and login are throttled
 //     apart, per address and per account (throttle.go): no user is known
 //     before them.
@@ -77,6 +79,10 @@ func init() {
 		"whois":        {handle: handleWhois, auth: true, check: fields(whoisArgs), cost: 1},
 		"online":       {handle: handleOnline, auth: true, check: fields(onlineArgs), cost: 5},
 		"history":      {handle: handleHistory, auth: true, check: fields(historyArgs), cost: 2},
+
+		// Changes to sent messages (handlers_edit.go).
+		"edit":           {handle: handleEdit, auth: true, check: fields(editArgs), cost: 5},
+		"delete_message": {handle: handleDeleteMessage, auth: true, check: fields(deleteMessageArgs), cost: 5},
 	}
 }
 

@@ -24,12 +24,18 @@ type chatItem struct {
 	done      chan struct{}
 }
 
-const messageColumns = `m.id, m.topic_id, m.seq, m.sender_id, u.name, m.to_user, m.body, m.ts_ms`
+// messageColumns are what every read of messages selects, in scanMessage's
+// order: a message shown later always carries its latest text and state.
+const messageColumns = `m.id, m.topic_id, m.seq, m.sender_id, u.name, m.to_user, m.body, m.ts_ms, m.edited_ms, m.deleted`
 
-func scanMessage(rows *sql.Rows) (*Message, error) {
+// scanMessage reads a row of messageColumns; before are the columns selected
+// ahead of them, if any (findReplays' cid).
+func scanMessage(rows *sql.Rows, before ...any) (*Message, error) {
 	m := &Message{}
-	var to sql.NullInt64
-	if err := rows.Scan(&m.ID, &m.Topic, &m.Seq, &m.From, &m.FromName, &to, &m.Text, &m.TS); err != nil {
+	var to, edited sql.NullInt64
+	var deleted int64
+	dest := append(before, &m.ID, &m.Topic, &m.Seq, &m.From, &m.FromName, &to, &m.Text, &m.TS, &edited, &deleted)
+	if err := rows.Scan(dest...); err != nil {
 		return nil, err
 	}
 	if to.Valid {
@@ -37,6 +43,7 @@ func scanMessage(rows *sql.Rows) (*Message, error) {
 	} else {
 		m.Group = m.Topic
 	}
+	m.Edited, m.Deleted = edited.Int64, deleted != 0
 	return m, nil
 }
 
@@ -204,15 +211,9 @@ func (s *Store) findReplays(ctx context.Context, tx sqlTx, keys []senderCID, see
 	defer rows.Close()
 	for rows.Next() {
 		var cid []byte
-		m := &Message{}
-		var to sql.NullInt64
-		if err := rows.Scan(&cid, &m.ID, &m.Topic, &m.Seq, &m.From, &m.FromName, &to, &m.Text, &m.TS); err != nil {
+		m, err := scanMessage(rows, &cid)
+		if err != nil {
 			return err
-		}
-		if to.Valid {
-			m.To = to.Int64
-		} else {
-			m.Group = m.Topic
 		}
 		if it := seen[senderCID{m.From, string(cid)}]; it != nil {
 			it.msg, it.dup = *m, true

@@ -72,6 +72,15 @@ type migration struct {
 //     data, upgraded on both stores, every row checked (TestMigrateUpgradeV1).
 var schemaMigrations = []migration{
 	{version: 1, name: "initial", mysql: mysqlSchemaV1, sqlite: sqliteSchemaV1},
+	// Edited and deleted messages: edited_ms is the last edit's time (NULL
+	// until one); a deleted message keeps its row as a tombstone, its body
+	// blanked. One ALTER on MySQL: applied whole or not at all.
+	{version: 2, name: "message edits and deletes",
+		mysql: `ALTER TABLE messages ADD COLUMN edited_ms BIGINT NULL, ADD COLUMN deleted TINYINT NOT NULL DEFAULT 0;
+`,
+		sqlite: `ALTER TABLE messages ADD COLUMN edited_ms INTEGER NULL;
+ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+`},
 }
 
 // v1Tables are version 1's tables and columns. A database with all of

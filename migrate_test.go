@@ -23,8 +23,9 @@ import (
 // schema; a database the release wrote is upgraded with every row kept; a
 // fresh one gets every migration; a newer one is refused untouched; a
 // failure rolls back (SQLite) or resumes (MySQL); concurrent starts migrate
-// once; a current database costs one read. The migrations past version 1 are
-// the tests' own, passed to openStore.
+// once; a current database costs one read. The tests' own migrations,
+// passed to openStore, come after the real ones (withMigrations numbers them
+// on), so that no test names a version number of the real list.
 
 // v1Hashes are the SHA-256 of version 1's statements (comments dropped,
 // joined by ";\n") as released, before migrations existed (commit 5e3b10a).
@@ -109,10 +110,19 @@ func tryOpenStore(dbURL string, list []migration) error {
 	return err
 }
 
-// withMigrations is the real list and then the tests' own.
+// withMigrations is the real list and then the tests' own, numbered on
+// from the real list's last version.
 func withMigrations(more ...migration) []migration {
-	return append(slices.Clone(schemaMigrations), more...)
+	list := slices.Clone(schemaMigrations)
+	for _, m := range more {
+		m.version = len(list) + 1
+		list = append(list, m)
+	}
+	return list
 }
+
+// releaseMigrations is the list of the release before migrations: version 1.
+var releaseMigrations = schemaMigrations[:1:1]
 
 // migrationV2 is a version 2 of the kind the coming features need: a column
 // with a backfill (read marks) and a table with a backfill (devices).
@@ -364,14 +374,14 @@ func TestMigrateV1IsRelease(t *testing.T) {
 	forEachStore(t, func(t *testing.T, release string) {
 		createLikeRelease(t, release)
 		migrated := anotherURL(t, release)
-		openTestStore(t, migrated, schemaMigrations)
+		openTestStore(t, migrated, releaseMigrations)
 		rdb, d := openTestDB(t, release)
 		mdb, _ := openTestDB(t, migrated)
 		want, got := catalog(t, rdb, d), catalog(t, mdb, d)
 		if got != want {
 			t.Fatalf("version 1 made by the migrations:\n%s\nmade by the release:\n%s", got, want)
 		}
-		wantVersions(t, mdb, schemaMigrations, 1)
+		wantVersions(t, mdb, releaseMigrations, 1)
 		// v1Tables, which recognises a release's database, is version 1.
 		var names []string
 		for _, tb := range v1Tables {
@@ -474,9 +484,9 @@ func fillThroughServer(t *testing.T, ts *testServer) {
 	}
 }
 
-// checkUpgrade opens a version 1 database with migration 2 and checks
-// that every row is there, the backfills are done, the store works, and a
-// server knowing only version 1 refuses it.
+// checkUpgrade opens a version 1 database with the real migrations and a
+// test's own after them, and checks that every row is there, the backfills
+// are done, the store works, and a server knowing only version 1 refuses it.
 func checkUpgrade(t *testing.T, dbURL string) {
 	db, d := openTestDB(t, dbURL)
 	before := dumpV1(t, db)
@@ -487,7 +497,7 @@ func checkUpgrade(t *testing.T, dbURL string) {
 	}
 	list := withMigrations(migrationV2())
 	s := openTestStore(t, dbURL, list)
-	wantVersions(t, db, list, 2)
+	wantVersions(t, db, list, len(list))
 	after := dumpV1(t, db)
 	for _, tb := range v1Tables {
 		if !slices.Equal(before[tb.name], after[tb.name]) {
@@ -524,10 +534,11 @@ func checkUpgrade(t *testing.T, dbURL string) {
 	if _, err := s.CreateUser(ctx, uniqueName("after"), []byte("h")); err != nil {
 		t.Fatal(err)
 	}
-	// This release's server knows only version 1.
+	checkUpgradeEdits(t, s, db, pair)
+	// The release's server knows only version 1.
 	snapshot := dumpAll(t, dbURL)
-	err = tryOpenStore(dbURL, schemaMigrations)
-	if want := "the database is at schema version 2; this server knows up to 1: upgrade the server"; err == nil || err.Error() != want {
+	err = tryOpenStore(dbURL, releaseMigrations)
+	if want := fmt.Sprintf("the database is at schema version %d; this server knows up to 1: upgrade the server", len(list)); err == nil || err.Error() != want {
 		t.Fatalf("a server knowing version 1 on a database at 2: %v, want %q", err, want)
 	}
 	if dumpAll(t, dbURL) != snapshot {
@@ -554,10 +565,11 @@ func TestMigrateUpgradeV1(t *testing.T) {
 		t.Run("server", func(t *testing.T) {
 			dbURL := anotherURL(t, dbURL)
 			createLikeRelease(t, dbURL)
-			// This release's server recognises the database as version 1.
+			// This server recognises the database as version 1, and
+			// migrates it.
 			ts := startServer(t, dbURL)
 			db, _ := openTestDB(t, dbURL)
-			wantVersions(t, db, schemaMigrations, 1)
+			wantVersions(t, db, schemaMigrations, len(schemaMigrations))
 			fillThroughServer(t, ts)
 			ts.stop()
 			checkUpgrade(t, dbURL)
@@ -571,20 +583,20 @@ func TestMigrateFresh(t *testing.T) {
 		list := withMigrations(migrationV2(), migrationV3())
 		openTestStore(t, dbURL, list)
 		db, d := openTestDB(t, dbURL)
-		wantVersions(t, db, list, 3)
+		wantVersions(t, db, list, len(list))
 		if got := strings.Join(columns(t, db, d, "blocks"), ","); got != "user_id,blocked_id" {
 			t.Fatalf("blocks: %s", got)
 		}
 		if n := count(t, db, `SELECT COUNT(*) FROM devices`); n != 0 {
 			t.Fatalf("%d devices in a fresh database", n)
 		}
-		// The production list: a fresh database at version 1.
+		// The production list: a fresh database at its last version.
 		other := anotherURL(t, dbURL)
 		s, err := OpenStore(context.Background(), other, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantVersions(t, s.db, schemaMigrations, 1)
+		wantVersions(t, s.db, schemaMigrations, len(schemaMigrations))
 		s.Close()
 	})
 }
@@ -605,23 +617,24 @@ func TestMigrateNewerRefused(t *testing.T) {
 				t.Fatal("the refused start changed the database")
 			}
 		}
-		refused(withMigrations(migrationV2()), "the database is at schema version 3; this server knows up to 2: upgrade the server")
-		refused(schemaMigrations, "the database is at schema version 3; this server knows up to 1: upgrade the server")
+		n := len(schemaMigrations) // the tests' migrations are n+1 and n+2
+		refused(withMigrations(migrationV2()), fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", n+2, n+1))
+		refused(schemaMigrations, fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", n+2, n))
 		var tooNew *schemaTooNewError
-		if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || tooNew.version != 3 || tooNew.known != 1 {
+		if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || tooNew.version != n+2 || tooNew.known != n {
 			t.Fatalf("errors.As: %v", err)
 		}
-		// The same version 2 under another name: other code.
+		// The same version n+1 under another name: other code.
 		other := migrationV2()
 		other.name = "test: something else"
-		refused(withMigrations(other, migrationV3()), `the database's schema version 2 is "test: read marks and devices", this server's is "test: something else": they come from different code; refusing to guess`)
+		refused(withMigrations(other, migrationV3()), fmt.Sprintf(`the database's schema version %d is "test: read marks and devices", this server's is "test: something else": they come from different code; refusing to guess`, n+1))
 		// A newer server's migration under way (MySQL) is newer too.
 		db, _ := openTestDB(t, dbURL)
-		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (4, 'test: newer', NULL, 1, 1)`); err != nil {
+		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, 'test: newer', NULL, 1, 1)`, n+3); err != nil {
 			t.Fatal(err)
 		}
 		snapshot = dumpAll(t, dbURL)
-		refused(withMigrations(migrationV2(), migrationV3()), "the database is at schema version 4 (being applied); this server knows up to 3: upgrade the server")
+		refused(withMigrations(migrationV2(), migrationV3()), fmt.Sprintf("the database is at schema version %d (being applied); this server knows up to %d: upgrade the server", n+3, n+2))
 	})
 }
 
@@ -637,28 +650,30 @@ func TestMigrateFailHalfway(t *testing.T) {
 		var fail atomic.Bool
 		fail.Store(true)
 		list := withMigrations(migrationHalfway(&fail))
+		n := len(schemaMigrations) // the failing one is n+1
 		err := tryOpenStore(dbURL, list)
-		if err == nil || !strings.Contains(err.Error(), "schema migration 2 (test: fails halfway), step 5 of 5: injected failure") {
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema migration %d (test: fails halfway), step 5 of 5: injected failure", n+1)) {
 			t.Fatalf("open: %v", err)
 		}
 		t.Logf("failed start: %v", err)
 		st := state(t, db)
 		if d == &sqliteDialect {
 			// Rolled back: version 1 (recognised and recorded in a
-			// transaction of its own), none of migration 2.
-			wantVersions(t, db, list, 1)
+			// transaction of its own) and the real ones (each in its
+			// own), none of the failing one.
+			wantVersions(t, db, list, n)
 			if slices.Contains(columns(t, db, d, "users"), "nick") || slices.Contains(tableNames(t, db, d), "halfway_runs") {
 				t.Fatal("the failed migration left changes behind")
 			}
 		} else {
 			// Four steps done and recorded, the fn not.
-			if len(st) != 2 || !st[0].applied || st[1].applied || st[1].stepsDone != 4 || st[1].inDoubt {
+			if len(st) != n+1 || !st[n-1].applied || st[n].applied || st[n].stepsDone != 4 || st[n].inDoubt {
 				t.Fatalf("schema_migrations after the failure: %+v", st)
 			}
 			if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 1 {
 				t.Fatalf("halfway_runs %d, want 1", n)
 			}
-			// A server knowing only version 1 does not take it either.
+			// A server without the failing one does not take it either.
 			var tooNew *schemaTooNewError
 			if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || !tooNew.partial {
 				t.Fatalf("open with version 1 only: %v", err)
@@ -666,7 +681,7 @@ func TestMigrateFailHalfway(t *testing.T) {
 		}
 		fail.Store(false)
 		openTestStore(t, dbURL, list)
-		wantVersions(t, db, list, 2)
+		wantVersions(t, db, list, n+1)
 		if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 11 {
 			t.Fatalf("halfway_runs %d, want 11: a step ran twice or not at all", n)
 		}
@@ -694,10 +709,11 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 			db, _ := openTestDB(t, dbURL)
 			var fail atomic.Bool
 			list := withMigrations(migrationHalfway(&fail))
-			if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (2, ?, NULL, 0, ?)`, list[1].name, doubt); err != nil {
+			n := len(schemaMigrations) // the test's migration is n+1: list[n]
+			if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, NULL, 0, ?)`, n+1, list[n].name, doubt); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.Exec(splitStatements(list[1].mysql)[0]); err != nil {
+			if _, err := db.Exec(splitStatements(list[n].mysql)[0]); err != nil {
 				t.Fatal(err)
 			}
 			err := tryOpenStore(dbURL, list)
@@ -705,7 +721,7 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "step 1 of 5") || mysqlErrno(err) != 1060 {
 					t.Fatalf("a duplicate column not in doubt: %v", err)
 				}
-				if st := state(t, db); st[1].applied || st[1].stepsDone != 0 || st[1].inDoubt {
+				if st := state(t, db); st[n].applied || st[n].stepsDone != 0 || st[n].inDoubt {
 					t.Fatalf("schema_migrations after the error: %+v", st)
 				}
 				return
@@ -713,7 +729,7 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantVersions(t, db, list, 2)
+			wantVersions(t, db, list, n+1)
 			if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 11 {
 				t.Fatalf("halfway_runs %d, want 11", n)
 			}
@@ -741,7 +757,7 @@ func testMigrateConcurrent(t *testing.T, dbURL string, release bool) {
 	}
 	var runs atomic.Int32
 	slow := migrationV3()
-	slow.version, slow.name = 2, "test: slow"
+	slow.name = "test: slow"
 	fn := func(ctx context.Context, tx sqlTx) error {
 		runs.Add(1)
 		time.Sleep(300 * time.Millisecond)
@@ -764,10 +780,10 @@ func testMigrateConcurrent(t *testing.T, dbURL string, release bool) {
 		}
 	}
 	if n := runs.Load(); n != 1 {
-		t.Fatalf("migration 2 ran %d times", n)
+		t.Fatalf("the test's migration ran %d times", n)
 	}
 	db, _ := openTestDB(t, dbURL)
-	wantVersions(t, db, list, 2)
+	wantVersions(t, db, list, len(list))
 	if n, users := count(t, db, `SELECT COUNT(*) FROM blocks`), count(t, db, `SELECT COUNT(*) FROM users`); n != users {
 		t.Fatalf("%d blocks rows for %d users", n, users)
 	}
@@ -895,7 +911,9 @@ func TestMigrateForeignTables(t *testing.T) {
 // TestMigrateListChecked: a list that is not 1, 2, 3... with names and
 // work in both dialects is a programming error, caught before anything runs.
 func TestMigrateListChecked(t *testing.T) {
+	n := len(schemaMigrations)
 	v3 := migrationV3()
+	v3.version = n + 2
 	noSQLite := migrationV2()
 	noSQLite.sqlite = "-- nothing\n"
 	noName := migrationV2()
@@ -905,7 +923,7 @@ func TestMigrateListChecked(t *testing.T) {
 		want string
 	}{
 		{nil, "the list is empty"},
-		{withMigrations(v3), "entry 1 has version 3, want 2"},
+		{append(slices.Clone(schemaMigrations), v3), fmt.Sprintf("entry %d has version %d, want %d", n, n+2, n+1)},
 		{withMigrations(noSQLite), "nothing to do on SQLite"},
 		{withMigrations(noName), "the name must be"},
 	} {
@@ -981,7 +999,7 @@ func TestMigrateSQLiteRebuild(t *testing.T) {
 	}
 	list := withMigrations(rebuild)
 	s = openTestStore(t, dbURL, list)
-	wantVersions(t, s.db, list, 2)
+	wantVersions(t, s.db, list, len(list))
 	if got := dumpRows(t, s.db, `SELECT id, name FROM users`); !slices.Equal(got, []string{`"1"|"user0"`, `"2"|"user1"`}) {
 		t.Fatalf("users after the rebuild: %q", got)
 	}

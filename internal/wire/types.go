@@ -44,6 +44,11 @@ type Message struct {
 	Group    int64  `json:"group,omitempty"`
 	Text     string `json:"text"`
 	TS       int64  `json:"ts"` // server time, Unix milliseconds
+	// Edited is the time of the last edit, Unix milliseconds; 0 (and left
+	// out) until the message is edited.
+	Edited int64 `json:"edited,omitempty"`
+	// Deleted: the message is a tombstone and Text is "".
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // AppendJSON appends the message's wire form, by hand: it is on every push.
@@ -65,6 +70,13 @@ func (m *Message) AppendJSON(b []byte) []byte {
 	b = AppendString(b, m.Text)
 	b = append(b, `,"ts":`...)
 	b = strconv.AppendInt(b, m.TS, 10)
+	if m.Edited != 0 {
+		b = append(b, `,"edited":`...)
+		b = strconv.AppendInt(b, m.Edited, 10)
+	}
+	if m.Deleted {
+		b = append(b, `,"deleted":true`...)
+	}
 	return append(b, '}')
 }
 

@@ -28,6 +28,9 @@ func TestMessageRoundTrip(t *testing.T) {
 		{ID: 981, From: 12, FromName: "alice", To: 13, Text: "hi", TS: 1795812345678},
 		{ID: 982, From: 12, FromName: "alice", Group: 3, Text: "line\none \"q\"", TS: 1795812345679},
 		{ID: math.MaxInt64, From: 1<<53 + 1, FromName: "张伟", To: math.MaxInt64, Text: "\x00", TS: 1},
+		{ID: 983, From: 12, FromName: "alice", To: 13, Text: "fixed", TS: 1795812345678, Edited: 1795812349999},
+		{ID: 984, From: 12, FromName: "alice", Group: 3, TS: 1795812345678, Deleted: true},
+		{ID: 985, From: 12, FromName: "alice", Group: 3, TS: 1, Edited: math.MaxInt64, Deleted: true},
 	} {
 		b, err := json.Marshal(m)
 		if err != nil {
@@ -39,6 +42,46 @@ func TestMessageRoundTrip(t *testing.T) {
 		}
 		if back != m {
 			t.Errorf("round trip of %+v gave %+v (%s)", m, back, b)
+		}
+	}
+}
+
+// TestMessageEncoding pins the hand-written encoder's bytes: edited and
+// deleted appear only when set, after ts, and text stays even when empty.
+func TestMessageEncoding(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		m    Message
+		want string
+	}{
+		{Message{ID: 1, From: 2, FromName: "bob", To: 3, Text: "hi", TS: 10},
+			`{"id":1,"from":2,"from_name":"bob","to":3,"text":"hi","ts":10}`},
+		{Message{ID: 1, From: 2, FromName: "bob", To: 3, Text: "hi!", TS: 10, Edited: 20},
+			`{"id":1,"from":2,"from_name":"bob","to":3,"text":"hi!","ts":10,"edited":20}`},
+		{Message{ID: 1, From: 2, FromName: "bob", Group: 4, TS: 10, Deleted: true},
+			`{"id":1,"from":2,"from_name":"bob","group":4,"text":"","ts":10,"deleted":true}`},
+		{Message{ID: 1, From: 2, FromName: "bob", Group: 4, TS: 10, Edited: 20, Deleted: true},
+			`{"id":1,"from":2,"from_name":"bob","group":4,"text":"","ts":10,"edited":20,"deleted":true}`},
+	} {
+		if got := string(tc.m.AppendJSON(nil)); got != tc.want {
+			t.Errorf("AppendJSON(%+v)\n got %s\nwant %s", tc.m, got, tc.want)
+		}
+		// encoding/json, the struct tags alone, agrees on every field.
+		var viaTags map[string]any
+		type plain Message // no MarshalJSON: the tags decide
+		b, _ := json.Marshal(plain(tc.m))
+		json.Unmarshal(b, &viaTags)
+		var viaEncoder map[string]any
+		if err := json.Unmarshal([]byte(tc.want), &viaEncoder); err != nil {
+			t.Fatal(err)
+		}
+		if len(viaTags) != len(viaEncoder) {
+			t.Errorf("the tags give %v, the encoder %v", viaTags, viaEncoder)
+		}
+		for k, v := range viaEncoder {
+			if viaTags[k] != v {
+				t.Errorf("field %s: the tags give %v, the encoder %v", k, viaTags[k], v)
+			}
 		}
 	}
 }
