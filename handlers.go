@@ -55,6 +55,12 @@ var commands map[string]command
 //     transaction of their own, and a push to the friend or to every online
 //     member of the group; online 5: up to 1000 users read from presence
 //     (Redis in a cluster).
+//   - typing 0.5: a cached lookup and a push, or nothing (typing.go);
+//     clients send one every few seconds while their user types.
+//   - read 1: a one-row update and a push to at most two users; clients
+//     send one as messages are shown.
+//   - conversations 5: like online, up to 1000 of them, each with its
+//     last message and an unread count, and the presence of the users.
 //   - ping, logout 0: nothing that costs. register and login are throttled
 //     apart, per address and per account (throttle.go): no user is known
 //     before them.
@@ -76,6 +82,10 @@ func init() {
 		"whois":        {handle: handleWhois, auth: true, check: fields(whoisArgs), cost: 1},
 		"online":       {handle: handleOnline, auth: true, check: fields(onlineArgs), cost: 5},
 		"history":      {handle: handleHistory, auth: true, check: fields(historyArgs), cost: 2},
+
+		"conversations": {handle: handleConversations, auth: true, check: fields(conversationsArgs), cost: 5},
+		"read":          {handle: handleRead, auth: true, check: fields(readArgs), cost: 1},
+		"typing":        {handle: handleTyping, auth: true, check: fields(typingArgs), cost: 0.5},
 	}
 }
 

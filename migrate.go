@@ -72,6 +72,16 @@ type migration struct {
 //     data, upgraded on both stores, every row checked (TestMigrateUpgradeV1).
 var schemaMigrations = []migration{
 	{version: 1, name: "initial", mysql: mysqlSchemaV1, sqlite: sqliteSchemaV1},
+	// Read marks (conversations.go): a member has read the topic up to
+	// read_seq. A database from before them counts what its users had
+	// received as read, not their whole history as unread.
+	{version: 2, name: "read marks",
+		mysql: `ALTER TABLE members ADD COLUMN read_seq BIGINT NOT NULL DEFAULT 0;
+UPDATE members SET read_seq = acked_seq;
+`,
+		sqlite: `ALTER TABLE members ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE members SET read_seq = acked_seq;
+`},
 }
 
 // v1Tables are version 1's tables and columns. A database with all of
