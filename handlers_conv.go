@@ -147,8 +147,11 @@ func handleRead(ctx context.Context, c *conn, r *Request) response {
 		return fail(ErrNoSuchMessage)
 	}
 	moved, err := srv.store.MarkRead(ctx, s.user.ID, topic, a.id)
-	if err != nil || !moved {
-		return response{err: err}
+	if err != nil {
+		return fail(err)
+	}
+	if !moved { // nothing new to tell anyone
+		return ok(nil)
 	}
 	me := User{ID: s.user.ID, Name: s.user.Name, Online: wire.Bool(true)}
 	mine := readPush{User: me, Group: a.group, ID: a.id} // for the reader's other sessions
