@@ -30,8 +30,9 @@ func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc strin
 	return gid, err
 }
 
-// JoinGroup adds u to group g. The new member's mark starts at the group's
-// newest message: history is there to read, but nothing old is pending.
+// JoinGroup adds u to group g. The new member's marks start at the group's
+// newest message: history is there to read, but nothing old is pending or
+// unread.
 func (s *Store) JoinGroup(ctx context.Context, g, u int64) (joined bool, err error) {
 	err = s.inTx(ctx, "join_group", func(tx sqlTx) error {
 		var last int64
@@ -48,8 +49,8 @@ func (s *Store) JoinGroup(ctx context.Context, g, u int64) (joined bool, err err
 		if creator.Valid && creator.Int64 == u {
 			role = RoleCreator
 		}
-		res, err := tx.ExecContext(ctx, s.d.insertIgnore+` INTO members (topic_id, user_id, role, acked_seq, joined_ms)
-			VALUES (?, ?, ?, ?, ?)`, g, u, role, last, nowMS())
+		res, err := tx.ExecContext(ctx, s.d.insertIgnore+` INTO members (topic_id, user_id, role, acked_seq, read_seq, joined_ms)
+			VALUES (?, ?, ?, ?, ?, ?)`, g, u, role, last, last, nowMS())
 		if err != nil {
 			return err
 		}

@@ -57,6 +57,12 @@ var commands map[string]command
 //     (Redis in a cluster).
 //   - edit, delete_message 5: a write transaction of their own (a locked
 //     row), and a push to the other side or to every online member.
+//   - typing 0.5: a cached lookup and a push, or nothing (typing.go);
+//     clients send one every few seconds while their user types.
+//   - read 1: a one-row update and a push to at most two users; clients
+//     send one as messages are shown.
+//   - conversations 5: like online, up to 1000 of them, each with its
+//     last message and an unread count, and the presence of the users.
 //   - ping, logout 0: nothing that costs. register and login are throttled
 //     apart, per address and per account (throttle.go): no user is known
 //     before them.
@@ -83,6 +89,9 @@ func init() {
 		// Changes to sent messages (handlers_edit.go).
 		"edit":           {handle: handleEdit, auth: true, check: fields(editArgs), cost: 5},
 		"delete_message": {handle: handleDeleteMessage, auth: true, check: fields(deleteMessageArgs), cost: 5},
+		"conversations":  {handle: handleConversations, auth: true, check: fields(conversationsArgs), cost: 5},
+		"read":           {handle: handleRead, auth: true, check: fields(readArgs), cost: 1},
+		"typing":         {handle: handleTyping, auth: true, check: fields(typingArgs), cost: 0.5},
 	}
 }
 

@@ -81,6 +81,16 @@ var schemaMigrations = []migration{
 		sqlite: `ALTER TABLE messages ADD COLUMN edited_ms INTEGER NULL;
 ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
 `},
+	// Read marks (conversations.go): a member has read the topic up to
+	// read_seq. A database from before them counts what its users had
+	// received as read, not their whole history as unread.
+	{version: 3, name: "read marks",
+		mysql: `ALTER TABLE members ADD COLUMN read_seq BIGINT NOT NULL DEFAULT 0;
+UPDATE members SET read_seq = acked_seq;
+`,
+		sqlite: `ALTER TABLE members ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE members SET read_seq = acked_seq;
+`},
 }
 
 // v1Tables are version 1's tables and columns. A database with all of

@@ -23,9 +23,8 @@ import (
 // schema; a database the release wrote is upgraded with every row kept; a
 // fresh one gets every migration; a newer one is refused untouched; a
 // failure rolls back (SQLite) or resumes (MySQL); concurrent starts migrate
-// once; a current database costs one read. The tests' own migrations,
-// passed to openStore, come after the real ones (withMigrations numbers them
-// on), so that no test names a version number of the real list.
+// once; a current database costs one read. The migrations past version 1 are
+// the tests' own, passed to openStore.
 
 // v1Hashes are the SHA-256 of version 1's statements (comments dropped,
 // joined by ";\n") as released, before migrations existed (commit 5e3b10a).
@@ -110,28 +109,25 @@ func tryOpenStore(dbURL string, list []migration) error {
 	return err
 }
 
-// withMigrations is the real list and then the tests' own, numbered on
-// from the real list's last version.
+// withMigrations is the real list and then the tests' own.
 func withMigrations(more ...migration) []migration {
-	list := slices.Clone(schemaMigrations)
-	for _, m := range more {
-		m.version = len(list) + 1
-		list = append(list, m)
-	}
-	return list
+	return append(slices.Clone(schemaMigrations), more...)
 }
 
-// releaseMigrations is the list of the release before migrations: version 1.
-var releaseMigrations = schemaMigrations[:1:1]
+// codeVersion is the schema version of the real list: the tests' own
+// migrations come after it, numbered from codeVersion()+1 (called V2, V3
+// below when the real list was version 1 alone). Their tables and columns
+// have names no real migration takes.
+func codeVersion() int { return len(schemaMigrations) }
 
-// migrationV2 is a version 2 of the kind the coming features need: a column
-// with a backfill (read marks) and a table with a backfill (devices).
+// migrationV2 is the next version, of the kind features need: a column
+// with a backfill (a mark) and a table with a backfill (devices).
 func migrationV2() migration {
 	return migration{
-		version: 2,
-		name:    "test: read marks and devices",
-		mysql: `ALTER TABLE members ADD COLUMN read_seq BIGINT NOT NULL DEFAULT 0;
-UPDATE members SET read_seq = acked_seq;
+		version: codeVersion() + 1,
+		name:    "test: marks and devices",
+		mysql: `ALTER TABLE members ADD COLUMN test_read_seq BIGINT NOT NULL DEFAULT 0;
+UPDATE members SET test_read_seq = acked_seq;
 CREATE TABLE devices (
   id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   user_id    BIGINT NOT NULL,
@@ -142,8 +138,8 @@ CREATE TABLE devices (
 -- every user gets a first device
 INSERT INTO devices (user_id, name, created_ms) SELECT id, 'first', created_ms FROM users;
 `,
-		sqlite: `ALTER TABLE members ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0;
-UPDATE members SET read_seq = acked_seq;
+		sqlite: `ALTER TABLE members ADD COLUMN test_read_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE members SET test_read_seq = acked_seq;
 CREATE TABLE devices (
   id         INTEGER PRIMARY KEY AUTOINCREMENT,
   user_id    INTEGER NOT NULL,
@@ -157,10 +153,10 @@ INSERT INTO devices (user_id, name, created_ms) SELECT id, 'first', created_ms F
 	}
 }
 
-// migrationV3 adds a table.
+// migrationV3 adds a table, after migrationV2.
 func migrationV3() migration {
 	return migration{
-		version: 3,
+		version: codeVersion() + 2,
 		name:    "test: blocks",
 		mysql:   "CREATE TABLE blocks (user_id BIGINT NOT NULL, blocked_id BIGINT NOT NULL, PRIMARY KEY (user_id, blocked_id)) ENGINE=InnoDB;\n",
 		sqlite:  "CREATE TABLE blocks (user_id INTEGER NOT NULL, blocked_id INTEGER NOT NULL, PRIMARY KEY (user_id, blocked_id)) WITHOUT ROWID;\n",
@@ -179,7 +175,7 @@ func migrationHalfway(fail *atomic.Bool) migration {
 		return err
 	}
 	return migration{
-		version: 2,
+		version: codeVersion() + 1,
 		name:    "test: fails halfway",
 		mysql: `ALTER TABLE users ADD COLUMN nick VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL;
 CREATE TABLE halfway_runs (n BIGINT NOT NULL) ENGINE=InnoDB;
@@ -374,14 +370,14 @@ func TestMigrateV1IsRelease(t *testing.T) {
 	forEachStore(t, func(t *testing.T, release string) {
 		createLikeRelease(t, release)
 		migrated := anotherURL(t, release)
-		openTestStore(t, migrated, releaseMigrations)
+		openTestStore(t, migrated, schemaMigrations[:1])
 		rdb, d := openTestDB(t, release)
 		mdb, _ := openTestDB(t, migrated)
 		want, got := catalog(t, rdb, d), catalog(t, mdb, d)
 		if got != want {
 			t.Fatalf("version 1 made by the migrations:\n%s\nmade by the release:\n%s", got, want)
 		}
-		wantVersions(t, mdb, releaseMigrations, 1)
+		wantVersions(t, mdb, schemaMigrations, 1)
 		// v1Tables, which recognises a release's database, is version 1.
 		var names []string
 		for _, tb := range v1Tables {
@@ -421,7 +417,10 @@ func fillThroughStore(t *testing.T, s *Store) {
 		t.Fatal(err)
 	}
 	for _, u := range []User{b, c} {
-		if _, err := s.JoinGroup(ctx, g, u.ID); err != nil {
+		// The release's JoinGroup, which today's no longer is: it also
+		// starts the read mark, a column version 1 has not.
+		if _, err := s.db.Exec(`INSERT INTO members (topic_id, user_id, role, acked_seq, joined_ms) VALUES (?, ?, ?, 0, ?)`,
+			g, u.ID, RoleMember, nowMS()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -484,9 +483,10 @@ func fillThroughServer(t *testing.T, ts *testServer) {
 	}
 }
 
-// checkUpgrade opens a version 1 database with the real migrations and a
-// test's own after them, and checks that every row is there, the backfills
-// are done, the store works, and a server knowing only version 1 refuses it.
+// checkUpgrade opens a database of the code's version (or version 1 from
+// before migrations) with the tests' next migration and checks that every
+// row is there, the backfills are done, the store works, and a server
+// knowing only the code's version refuses it.
 func checkUpgrade(t *testing.T, dbURL string) {
 	db, d := openTestDB(t, dbURL)
 	before := dumpV1(t, db)
@@ -504,8 +504,8 @@ func checkUpgrade(t *testing.T, dbURL string) {
 			t.Errorf("%s changed:\nbefore %q\nafter  %q", tb.name, before[tb.name], after[tb.name])
 		}
 	}
-	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE read_seq <> acked_seq`); n != 0 {
-		t.Errorf("%d members without their read_seq backfilled", n)
+	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE test_read_seq <> acked_seq`); n != 0 {
+		t.Errorf("%d members without their test_read_seq backfilled", n)
 	}
 	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE acked_seq > 0`); n == 0 {
 		t.Errorf("no member has acked anything: the backfill checks nothing")
@@ -514,8 +514,8 @@ func checkUpgrade(t *testing.T, dbURL string) {
 	if n := count(t, db, `SELECT COUNT(*) FROM devices v JOIN users u ON u.id = v.user_id AND v.created_ms = u.created_ms AND v.name = 'first'`); n != users {
 		t.Errorf("%d devices backfilled for %d users", n, users)
 	}
-	if !slices.Contains(columns(t, db, d, "members"), "read_seq") {
-		t.Errorf("members has no read_seq")
+	if !slices.Contains(columns(t, db, d, "members"), "test_read_seq") {
+		t.Errorf("members has no test_read_seq")
 	}
 	// The store works on the upgraded database.
 	ctx := context.Background()
@@ -534,15 +534,56 @@ func checkUpgrade(t *testing.T, dbURL string) {
 	if _, err := s.CreateUser(ctx, uniqueName("after"), []byte("h")); err != nil {
 		t.Fatal(err)
 	}
-	checkUpgradeEdits(t, s, db, pair)
-	// The release's server knows only version 1.
+	// This release's server knows only the code's version.
 	snapshot := dumpAll(t, dbURL)
-	err = tryOpenStore(dbURL, releaseMigrations)
-	if want := fmt.Sprintf("the database is at schema version %d; this server knows up to 1: upgrade the server", len(list)); err == nil || err.Error() != want {
-		t.Fatalf("a server knowing version 1 on a database at 2: %v, want %q", err, want)
+	err = tryOpenStore(dbURL, schemaMigrations)
+	if want := fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", len(list), codeVersion()); err == nil || err.Error() != want {
+		t.Fatalf("a server knowing version %d on a database at %d: %v, want %q", codeVersion(), len(list), err, want)
 	}
 	if dumpAll(t, dbURL) != snapshot {
 		t.Fatal("the refused start changed the database")
+	}
+}
+
+// checkReadMarks checks the read marks migration on what fillThroughStore
+// wrote into a version 1 database: each member's read mark starts at its
+// ack mark (what was received counts as read), and conversations and read
+// work on the upgraded store.
+func checkReadMarks(t *testing.T, dbURL string) {
+	db, _ := openTestDB(t, dbURL)
+	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE read_seq <> acked_seq`); n != 0 {
+		t.Errorf("%d members without their read_seq backfilled", n)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE read_seq > 0`); n != 2 {
+		t.Errorf("%d read marks above 0, want 2 (bob's private, alice's group)", n)
+	}
+	s := openTestStore(t, dbURL, withMigrations(migrationV2()))
+	ctx := context.Background()
+	id := func(q string, args ...any) int64 {
+		t.Helper()
+		return int64(count(t, db, q, args...))
+	}
+	alice, bob := id(`SELECT id FROM users WHERE name = 'alice'`), id(`SELECT id FROM users WHERE name = 'bob'`)
+	pair := id(`SELECT id FROM topics WHERE pair_lo = ? AND pair_hi = ?`, alice, bob)
+	g := id(`SELECT id FROM topics WHERE name = 'upgraders'`)
+	private := dumpRows(t, db, fmt.Sprintf(`SELECT id FROM messages WHERE topic_id = %d`, pair))
+	first := id(`SELECT id FROM messages WHERE topic_id = ? AND seq = 1`, pair)
+	last := id(`SELECT id FROM messages WHERE topic_id = ? AND seq = 3`, pair)
+	convs, err := s.Conversations(ctx, bob, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bob acked the first private message (and the third, out of order):
+	// read up to the first, two unread; nothing of the group acked.
+	if len(convs) != 2 || convs[0].Group == nil || convs[0].Group.ID != g || convs[0].Read != 0 || convs[0].Unread != 2 ||
+		convs[1].With == nil || convs[1].With.ID != alice || convs[1].Read != first || convs[1].Unread != 2 || convs[1].Last.ID != last {
+		t.Fatalf("bob's conversations after the upgrade (private messages %v): %+v", private, convs)
+	}
+	if moved, err := s.MarkRead(ctx, bob, pair, last); err != nil || !moved {
+		t.Fatalf("read after the upgrade: %v %v", moved, err)
+	}
+	if moved, err := s.MarkRead(ctx, bob, pair, first); err != nil || moved {
+		t.Fatalf("a read mark moved back: %v %v", moved, err)
 	}
 }
 
@@ -561,15 +602,16 @@ func TestMigrateUpgradeV1(t *testing.T) {
 				t.Fatal("the release's database has schema_migrations")
 			}
 			checkUpgrade(t, dbURL)
+			checkReadMarks(t, dbURL)
 		})
 		t.Run("server", func(t *testing.T) {
 			dbURL := anotherURL(t, dbURL)
 			createLikeRelease(t, dbURL)
-			// This server recognises the database as version 1, and
-			// migrates it.
+			// This release's server recognises the database as version 1,
+			// and upgrades it.
 			ts := startServer(t, dbURL)
 			db, _ := openTestDB(t, dbURL)
-			wantVersions(t, db, schemaMigrations, len(schemaMigrations))
+			wantVersions(t, db, schemaMigrations, codeVersion())
 			fillThroughServer(t, ts)
 			ts.stop()
 			checkUpgrade(t, dbURL)
@@ -590,13 +632,13 @@ func TestMigrateFresh(t *testing.T) {
 		if n := count(t, db, `SELECT COUNT(*) FROM devices`); n != 0 {
 			t.Fatalf("%d devices in a fresh database", n)
 		}
-		// The production list: a fresh database at its last version.
+		// The production list: a fresh database at the code's version.
 		other := anotherURL(t, dbURL)
 		s, err := OpenStore(context.Background(), other, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantVersions(t, s.db, schemaMigrations, len(schemaMigrations))
+		wantVersions(t, s.db, schemaMigrations, codeVersion())
 		s.Close()
 	})
 }
@@ -617,24 +659,24 @@ func TestMigrateNewerRefused(t *testing.T) {
 				t.Fatal("the refused start changed the database")
 			}
 		}
-		n := len(schemaMigrations) // the tests' migrations are n+1 and n+2
-		refused(withMigrations(migrationV2()), fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", n+2, n+1))
-		refused(schemaMigrations, fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", n+2, n))
+		v := codeVersion()
+		refused(withMigrations(migrationV2()), fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", v+2, v+1))
+		refused(schemaMigrations, fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", v+2, v))
 		var tooNew *schemaTooNewError
-		if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || tooNew.version != n+2 || tooNew.known != n {
+		if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || tooNew.version != v+2 || tooNew.known != v {
 			t.Fatalf("errors.As: %v", err)
 		}
-		// The same version n+1 under another name: other code.
+		// The same next version under another name: other code.
 		other := migrationV2()
 		other.name = "test: something else"
-		refused(withMigrations(other, migrationV3()), fmt.Sprintf(`the database's schema version %d is "test: read marks and devices", this server's is "test: something else": they come from different code; refusing to guess`, n+1))
+		refused(withMigrations(other, migrationV3()), fmt.Sprintf(`the database's schema version %d is "test: marks and devices", this server's is "test: something else": they come from different code; refusing to guess`, v+1))
 		// A newer server's migration under way (MySQL) is newer too.
 		db, _ := openTestDB(t, dbURL)
-		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, 'test: newer', NULL, 1, 1)`, n+3); err != nil {
+		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, 'test: newer', NULL, 1, 1)`, v+3); err != nil {
 			t.Fatal(err)
 		}
 		snapshot = dumpAll(t, dbURL)
-		refused(withMigrations(migrationV2(), migrationV3()), fmt.Sprintf("the database is at schema version %d (being applied); this server knows up to %d: upgrade the server", n+3, n+2))
+		refused(withMigrations(migrationV2(), migrationV3()), fmt.Sprintf("the database is at schema version %d (being applied); this server knows up to %d: upgrade the server", v+3, v+2))
 	})
 }
 
@@ -650,30 +692,30 @@ func TestMigrateFailHalfway(t *testing.T) {
 		var fail atomic.Bool
 		fail.Store(true)
 		list := withMigrations(migrationHalfway(&fail))
-		n := len(schemaMigrations) // the failing one is n+1
 		err := tryOpenStore(dbURL, list)
-		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema migration %d (test: fails halfway), step 5 of 5: injected failure", n+1)) {
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema migration %d (test: fails halfway), step 5 of 5: injected failure", codeVersion()+1)) {
 			t.Fatalf("open: %v", err)
 		}
 		t.Logf("failed start: %v", err)
 		st := state(t, db)
 		if d == &sqliteDialect {
 			// Rolled back: version 1 (recognised and recorded in a
-			// transaction of its own) and the real ones (each in its
-			// own), none of the failing one.
-			wantVersions(t, db, list, n)
+			// transaction of its own) and the real migrations, each in a
+			// transaction of its own, none of the failed one.
+			wantVersions(t, db, list, codeVersion())
 			if slices.Contains(columns(t, db, d, "users"), "nick") || slices.Contains(tableNames(t, db, d), "halfway_runs") {
 				t.Fatal("the failed migration left changes behind")
 			}
 		} else {
 			// Four steps done and recorded, the fn not.
-			if len(st) != n+1 || !st[n-1].applied || st[n].applied || st[n].stepsDone != 4 || st[n].inDoubt {
+			last := st[len(st)-1]
+			if len(st) != codeVersion()+1 || !st[len(st)-2].applied || last.applied || last.stepsDone != 4 || last.inDoubt {
 				t.Fatalf("schema_migrations after the failure: %+v", st)
 			}
 			if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 1 {
 				t.Fatalf("halfway_runs %d, want 1", n)
 			}
-			// A server without the failing one does not take it either.
+			// A server knowing only the real migrations does not take it either.
 			var tooNew *schemaTooNewError
 			if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || !tooNew.partial {
 				t.Fatalf("open with version 1 only: %v", err)
@@ -681,7 +723,7 @@ func TestMigrateFailHalfway(t *testing.T) {
 		}
 		fail.Store(false)
 		openTestStore(t, dbURL, list)
-		wantVersions(t, db, list, n+1)
+		wantVersions(t, db, list, len(list))
 		if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 11 {
 			t.Fatalf("halfway_runs %d, want 11: a step ran twice or not at all", n)
 		}
@@ -709,11 +751,11 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 			db, _ := openTestDB(t, dbURL)
 			var fail atomic.Bool
 			list := withMigrations(migrationHalfway(&fail))
-			n := len(schemaMigrations) // the test's migration is n+1: list[n]
-			if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, NULL, 0, ?)`, n+1, list[n].name, doubt); err != nil {
+			next := list[len(list)-1]
+			if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, NULL, 0, ?)`, next.version, next.name, doubt); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.Exec(splitStatements(list[n].mysql)[0]); err != nil {
+			if _, err := db.Exec(splitStatements(next.mysql)[0]); err != nil {
 				t.Fatal(err)
 			}
 			err := tryOpenStore(dbURL, list)
@@ -721,7 +763,7 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "step 1 of 5") || mysqlErrno(err) != 1060 {
 					t.Fatalf("a duplicate column not in doubt: %v", err)
 				}
-				if st := state(t, db); st[n].applied || st[n].stepsDone != 0 || st[n].inDoubt {
+				if st := state(t, db); st[len(st)-1].applied || st[len(st)-1].stepsDone != 0 || st[len(st)-1].inDoubt {
 					t.Fatalf("schema_migrations after the error: %+v", st)
 				}
 				return
@@ -729,7 +771,7 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantVersions(t, db, list, n+1)
+			wantVersions(t, db, list, len(list))
 			if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 11 {
 				t.Fatalf("halfway_runs %d, want 11", n)
 			}
@@ -757,7 +799,7 @@ func testMigrateConcurrent(t *testing.T, dbURL string, release bool) {
 	}
 	var runs atomic.Int32
 	slow := migrationV3()
-	slow.name = "test: slow"
+	slow.version, slow.name = codeVersion()+1, "test: slow"
 	fn := func(ctx context.Context, tx sqlTx) error {
 		runs.Add(1)
 		time.Sleep(300 * time.Millisecond)
@@ -780,7 +822,7 @@ func testMigrateConcurrent(t *testing.T, dbURL string, release bool) {
 		}
 	}
 	if n := runs.Load(); n != 1 {
-		t.Fatalf("the test's migration ran %d times", n)
+		t.Fatalf("the slow migration ran %d times", n)
 	}
 	db, _ := openTestDB(t, dbURL)
 	wantVersions(t, db, list, len(list))
@@ -911,9 +953,7 @@ func TestMigrateForeignTables(t *testing.T) {
 // TestMigrateListChecked: a list that is not 1, 2, 3... with names and
 // work in both dialects is a programming error, caught before anything runs.
 func TestMigrateListChecked(t *testing.T) {
-	n := len(schemaMigrations)
 	v3 := migrationV3()
-	v3.version = n + 2
 	noSQLite := migrationV2()
 	noSQLite.sqlite = "-- nothing\n"
 	noName := migrationV2()
@@ -923,7 +963,7 @@ func TestMigrateListChecked(t *testing.T) {
 		want string
 	}{
 		{nil, "the list is empty"},
-		{append(slices.Clone(schemaMigrations), v3), fmt.Sprintf("entry %d has version %d, want %d", n, n+2, n+1)},
+		{withMigrations(v3), fmt.Sprintf("entry %d has version %d, want %d", codeVersion(), codeVersion()+2, codeVersion()+1)},
 		{withMigrations(noSQLite), "nothing to do on SQLite"},
 		{withMigrations(noName), "the name must be"},
 	} {
@@ -966,7 +1006,7 @@ func TestMigrateSQLiteRebuild(t *testing.T) {
 	}
 	s.Close()
 	rebuild := migration{
-		version: 2,
+		version: codeVersion() + 1,
 		name:    "test: rebuild users and topics",
 		mysql:   "DO 0;\n",
 		sqliteFn: func(ctx context.Context, tx sqlTx) error {

@@ -66,6 +66,7 @@ type Server struct {
 	nextID       atomic.Uint64
 	userLocks    userLocks
 	limiter      *connLimiter // -max-conns, -max-conns-per-ip
+	typing       *typingGate  // drops typing notices over one a second
 
 	mu    sync.Mutex // guards the fields below
 	ln    net.Listener
@@ -97,6 +98,7 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 		router:   localRouter{hub: h},
 		conns:    map[*conn]struct{}{},
 		limiter:  newConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP, cfg.TrustedProxies),
+		typing:   newTypingGate(),
 	}
 	s.dir.store = store
 	// Session ids must not repeat across restarts of a node: presence in
