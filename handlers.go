@@ -55,6 +55,10 @@ var commands map[string]command
 //     transaction of their own, and a push to the friend or to every online
 //     member of the group; online 5: up to 1000 users read from presence
 //     (Redis in a cluster).
+//   - invite, kick_member, set_role, update_group, delete_group 5: the
+//     same (delete_group's transaction deletes the group's history too,
+//     but only its creator can send it, once); find_groups 2: a read of up
+//     to 100 groups.
 //   - ping, logout 0: nothing that costs. register and login are throttled
 //     apart, per address and per account (throttle.go): no user is known
 //     before them.
@@ -76,6 +80,12 @@ func init() {
 		"whois":        {handle: handleWhois, auth: true, check: fields(whoisArgs), cost: 1},
 		"online":       {handle: handleOnline, auth: true, check: fields(onlineArgs), cost: 5},
 		"history":      {handle: handleHistory, auth: true, check: fields(historyArgs), cost: 2},
+		"invite":       {handle: handleInvite, auth: true, check: fields(inviteArgs), cost: 5},
+		"kick_member":  {handle: handleKickMember, auth: true, check: fields(kickArgs), cost: 5},
+		"set_role":     {handle: handleSetRole, auth: true, check: fields(setRoleArgs), cost: 5},
+		"update_group": {handle: handleUpdateGroup, auth: true, check: fields(updateGroupArgs), cost: 5},
+		"delete_group": {handle: handleDeleteGroup, auth: true, check: fields(groupArg), cost: 5},
+		"find_groups":  {handle: handleFindGroups, auth: true, check: fields(findGroupsArgs), cost: 2},
 	}
 }
 

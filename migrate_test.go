@@ -109,10 +109,21 @@ func tryOpenStore(dbURL string, list []migration) error {
 	return err
 }
 
-// withMigrations is the real list and then the tests' own.
+// withMigrations is the real list and then the tests' own, numbered after
+// it: the tests say "version 2" of their first, which runs as version
+// len(schemaMigrations)+1.
 func withMigrations(more ...migration) []migration {
-	return append(slices.Clone(schemaMigrations), more...)
+	list := slices.Clone(schemaMigrations)
+	for _, m := range more {
+		m.version = len(list) + 1
+		list = append(list, m)
+	}
+	return list
 }
+
+// current is the version of the real list: what a server of this code
+// makes of any database.
+var current = len(schemaMigrations)
 
 // migrationV2 is a version 2 of the kind the coming features need: a column
 // with a backfill (read marks) and a table with a backfill (devices).
@@ -364,14 +375,14 @@ func TestMigrateV1IsRelease(t *testing.T) {
 	forEachStore(t, func(t *testing.T, release string) {
 		createLikeRelease(t, release)
 		migrated := anotherURL(t, release)
-		openTestStore(t, migrated, schemaMigrations)
+		openTestStore(t, migrated, schemaMigrations[:1])
 		rdb, d := openTestDB(t, release)
 		mdb, _ := openTestDB(t, migrated)
 		want, got := catalog(t, rdb, d), catalog(t, mdb, d)
 		if got != want {
 			t.Fatalf("version 1 made by the migrations:\n%s\nmade by the release:\n%s", got, want)
 		}
-		wantVersions(t, mdb, schemaMigrations, 1)
+		wantVersions(t, mdb, schemaMigrations[:1], 1)
 		// v1Tables, which recognises a release's database, is version 1.
 		var names []string
 		for _, tb := range v1Tables {
@@ -406,12 +417,23 @@ func fillThroughStore(t *testing.T, s *Store) {
 	if _, err := s.AddFriend(ctx, a.ID, b.ID); err != nil {
 		t.Fatal(err)
 	}
-	g, err := s.CreateGroup(ctx, a.ID, "upgraders", "a group from before migrations")
+	// The group as version 1 wrote it: today's CreateGroup and JoinGroup
+	// use the columns and tables of later versions.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO topics (kind, name, descr, creator_id, last_seq, created_ms)
+		VALUES (?, ?, ?, ?, 0, ?)`, topicGroup, "upgraders", "a group from before migrations", a.ID, nowMS())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []User{b, c} {
-		if _, err := s.JoinGroup(ctx, g, u.ID); err != nil {
+	g, err := res.LastInsertId()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		u    User
+		role Role
+	}{{a, RoleCreator}, {b, RoleMember}, {c, RoleMember}} {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO members (topic_id, user_id, role, acked_seq, joined_ms) VALUES (?, ?, ?, 0, ?)`,
+			g, m.u.ID, m.role, nowMS()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -474,9 +496,10 @@ func fillThroughServer(t *testing.T, ts *testServer) {
 	}
 }
 
-// checkUpgrade opens a version 1 database with migration 2 and checks
+// checkUpgrade opens a version 1 database (or one a server of this code
+// migrated) with the real migrations and the tests' version 2 and checks
 // that every row is there, the backfills are done, the store works, and a
-// server knowing only version 1 refuses it.
+// server knowing only the real migrations refuses it.
 func checkUpgrade(t *testing.T, dbURL string) {
 	db, d := openTestDB(t, dbURL)
 	before := dumpV1(t, db)
@@ -487,7 +510,7 @@ func checkUpgrade(t *testing.T, dbURL string) {
 	}
 	list := withMigrations(migrationV2())
 	s := openTestStore(t, dbURL, list)
-	wantVersions(t, db, list, 2)
+	wantVersions(t, db, list, len(list))
 	after := dumpV1(t, db)
 	for _, tb := range v1Tables {
 		if !slices.Equal(before[tb.name], after[tb.name]) {
@@ -524,14 +547,55 @@ func checkUpgrade(t *testing.T, dbURL string) {
 	if _, err := s.CreateUser(ctx, uniqueName("after"), []byte("h")); err != nil {
 		t.Fatal(err)
 	}
-	// This release's server knows only version 1.
+	checkUpgradeGroups(t, s, db, alice, bob)
+	// This code's server knows only the real migrations.
 	snapshot := dumpAll(t, dbURL)
 	err = tryOpenStore(dbURL, schemaMigrations)
-	if want := "the database is at schema version 2; this server knows up to 1: upgrade the server"; err == nil || err.Error() != want {
-		t.Fatalf("a server knowing version 1 on a database at 2: %v, want %q", err, want)
+	if want := fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", len(list), current); err == nil || err.Error() != want {
+		t.Fatalf("a server knowing version %d on a database at %d: %v, want %q", current, len(list), err, want)
 	}
 	if dumpAll(t, dbURL) != snapshot {
 		t.Fatal("the refused start changed the database")
+	}
+}
+
+// checkUpgradeGroups checks migration "private groups, invitations and
+// kicks" on an upgraded database: the group from before is public, its
+// name folded for find_groups, and invitations and kicks work on it.
+func checkUpgradeGroups(t *testing.T, s *Store, db *sql.DB, alice, bob int64) {
+	t.Helper()
+	ctx := context.Background()
+	var g, carol int64
+	if err := db.QueryRow(`SELECT id FROM topics WHERE kind = ?`, topicGroup).Scan(&g); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT user_id FROM members WHERE topic_id = ? AND user_id NOT IN (?, ?)`, g, alice, bob).Scan(&carol); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM topics WHERE kind = ? AND private = 0 AND name_fold = ?`, topicGroup, foldName("upgraders")); n != 1 {
+		t.Fatalf("%d public groups with their name folded, want 1", n)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM topics WHERE kind = ? AND name_fold IS NOT NULL`, topicPrivate); n != 0 {
+		t.Fatalf("%d private conversations with a name_fold", n)
+	}
+	found, err := s.FindGroups(ctx, "GRADE", 10)
+	if err != nil || len(found) != 1 || found[0].ID != g || found[0].Count != 3 || found[0].Private {
+		t.Fatalf("find_groups after the upgrade: %+v %v", found, err)
+	}
+	if err := s.KickMember(ctx, g, alice, carol); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.JoinGroup(ctx, g, carol); !errors.Is(err, errJoinKicked) {
+		t.Fatalf("a kicked member joining: %v", err)
+	}
+	if _, invited, err := s.Invite(ctx, g, alice, carol); err != nil || !invited {
+		t.Fatalf("invite: %v %v", invited, err)
+	}
+	if joined, err := s.JoinGroup(ctx, g, carol); err != nil || !joined {
+		t.Fatalf("join on an invitation: %v %v", joined, err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM invitations`) + count(t, db, `SELECT COUNT(*) FROM kicks`); n != 0 {
+		t.Fatalf("%d invitations and kicks left after the join", n)
 	}
 }
 
@@ -554,10 +618,11 @@ func TestMigrateUpgradeV1(t *testing.T) {
 		t.Run("server", func(t *testing.T) {
 			dbURL := anotherURL(t, dbURL)
 			createLikeRelease(t, dbURL)
-			// This release's server recognises the database as version 1.
+			// This code's server recognises the database as version 1
+			// and migrates it.
 			ts := startServer(t, dbURL)
 			db, _ := openTestDB(t, dbURL)
-			wantVersions(t, db, schemaMigrations, 1)
+			wantVersions(t, db, schemaMigrations, current)
 			fillThroughServer(t, ts)
 			ts.stop()
 			checkUpgrade(t, dbURL)
@@ -571,20 +636,20 @@ func TestMigrateFresh(t *testing.T) {
 		list := withMigrations(migrationV2(), migrationV3())
 		openTestStore(t, dbURL, list)
 		db, d := openTestDB(t, dbURL)
-		wantVersions(t, db, list, 3)
+		wantVersions(t, db, list, len(list))
 		if got := strings.Join(columns(t, db, d, "blocks"), ","); got != "user_id,blocked_id" {
 			t.Fatalf("blocks: %s", got)
 		}
 		if n := count(t, db, `SELECT COUNT(*) FROM devices`); n != 0 {
 			t.Fatalf("%d devices in a fresh database", n)
 		}
-		// The production list: a fresh database at version 1.
+		// The production list: a fresh database at its last version.
 		other := anotherURL(t, dbURL)
 		s, err := OpenStore(context.Background(), other, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantVersions(t, s.db, schemaMigrations, 1)
+		wantVersions(t, s.db, schemaMigrations, current)
 		s.Close()
 	})
 }
@@ -605,23 +670,24 @@ func TestMigrateNewerRefused(t *testing.T) {
 				t.Fatal("the refused start changed the database")
 			}
 		}
-		refused(withMigrations(migrationV2()), "the database is at schema version 3; this server knows up to 2: upgrade the server")
-		refused(schemaMigrations, "the database is at schema version 3; this server knows up to 1: upgrade the server")
+		v2, v3 := current+1, current+2 // the tests' versions 2 and 3
+		refused(withMigrations(migrationV2()), fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", v3, v2))
+		refused(schemaMigrations, fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", v3, current))
 		var tooNew *schemaTooNewError
-		if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || tooNew.version != 3 || tooNew.known != 1 {
+		if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || tooNew.version != v3 || tooNew.known != current {
 			t.Fatalf("errors.As: %v", err)
 		}
 		// The same version 2 under another name: other code.
 		other := migrationV2()
 		other.name = "test: something else"
-		refused(withMigrations(other, migrationV3()), `the database's schema version 2 is "test: read marks and devices", this server's is "test: something else": they come from different code; refusing to guess`)
+		refused(withMigrations(other, migrationV3()), fmt.Sprintf(`the database's schema version %d is "test: read marks and devices", this server's is "test: something else": they come from different code; refusing to guess`, v2))
 		// A newer server's migration under way (MySQL) is newer too.
 		db, _ := openTestDB(t, dbURL)
-		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (4, 'test: newer', NULL, 1, 1)`); err != nil {
+		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, 'test: newer', NULL, 1, 1)`, v3+1); err != nil {
 			t.Fatal(err)
 		}
 		snapshot = dumpAll(t, dbURL)
-		refused(withMigrations(migrationV2(), migrationV3()), "the database is at schema version 4 (being applied); this server knows up to 3: upgrade the server")
+		refused(withMigrations(migrationV2(), migrationV3()), fmt.Sprintf("the database is at schema version %d (being applied); this server knows up to %d: upgrade the server", v3+1, v3))
 	})
 }
 
@@ -638,21 +704,22 @@ func TestMigrateFailHalfway(t *testing.T) {
 		fail.Store(true)
 		list := withMigrations(migrationHalfway(&fail))
 		err := tryOpenStore(dbURL, list)
-		if err == nil || !strings.Contains(err.Error(), "schema migration 2 (test: fails halfway), step 5 of 5: injected failure") {
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema migration %d (test: fails halfway), step 5 of 5: injected failure", current+1)) {
 			t.Fatalf("open: %v", err)
 		}
 		t.Logf("failed start: %v", err)
 		st := state(t, db)
 		if d == &sqliteDialect {
 			// Rolled back: version 1 (recognised and recorded in a
-			// transaction of its own), none of migration 2.
-			wantVersions(t, db, list, 1)
+			// transaction of its own) and the real migrations, each in a
+			// transaction of its own; none of the failed one.
+			wantVersions(t, db, list, current)
 			if slices.Contains(columns(t, db, d, "users"), "nick") || slices.Contains(tableNames(t, db, d), "halfway_runs") {
 				t.Fatal("the failed migration left changes behind")
 			}
 		} else {
 			// Four steps done and recorded, the fn not.
-			if len(st) != 2 || !st[0].applied || st[1].applied || st[1].stepsDone != 4 || st[1].inDoubt {
+			if len(st) != current+1 || !st[current-1].applied || st[current].applied || st[current].stepsDone != 4 || st[current].inDoubt {
 				t.Fatalf("schema_migrations after the failure: %+v", st)
 			}
 			if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 1 {
@@ -666,7 +733,7 @@ func TestMigrateFailHalfway(t *testing.T) {
 		}
 		fail.Store(false)
 		openTestStore(t, dbURL, list)
-		wantVersions(t, db, list, 2)
+		wantVersions(t, db, list, len(list))
 		if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 11 {
 			t.Fatalf("halfway_runs %d, want 11: a step ran twice or not at all", n)
 		}
@@ -694,10 +761,10 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 			db, _ := openTestDB(t, dbURL)
 			var fail atomic.Bool
 			list := withMigrations(migrationHalfway(&fail))
-			if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (2, ?, NULL, 0, ?)`, list[1].name, doubt); err != nil {
+			if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, NULL, 0, ?)`, current+1, list[current].name, doubt); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.Exec(splitStatements(list[1].mysql)[0]); err != nil {
+			if _, err := db.Exec(splitStatements(list[current].mysql)[0]); err != nil {
 				t.Fatal(err)
 			}
 			err := tryOpenStore(dbURL, list)
@@ -705,7 +772,7 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "step 1 of 5") || mysqlErrno(err) != 1060 {
 					t.Fatalf("a duplicate column not in doubt: %v", err)
 				}
-				if st := state(t, db); st[1].applied || st[1].stepsDone != 0 || st[1].inDoubt {
+				if st := state(t, db); st[current].applied || st[current].stepsDone != 0 || st[current].inDoubt {
 					t.Fatalf("schema_migrations after the error: %+v", st)
 				}
 				return
@@ -713,7 +780,7 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantVersions(t, db, list, 2)
+			wantVersions(t, db, list, len(list))
 			if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 11 {
 				t.Fatalf("halfway_runs %d, want 11", n)
 			}
@@ -767,7 +834,7 @@ func testMigrateConcurrent(t *testing.T, dbURL string, release bool) {
 		t.Fatalf("migration 2 ran %d times", n)
 	}
 	db, _ := openTestDB(t, dbURL)
-	wantVersions(t, db, list, 2)
+	wantVersions(t, db, list, len(list))
 	if n, users := count(t, db, `SELECT COUNT(*) FROM blocks`), count(t, db, `SELECT COUNT(*) FROM users`); n != users {
 		t.Fatalf("%d blocks rows for %d users", n, users)
 	}
@@ -896,6 +963,7 @@ func TestMigrateForeignTables(t *testing.T) {
 // work in both dialects is a programming error, caught before anything runs.
 func TestMigrateListChecked(t *testing.T) {
 	v3 := migrationV3()
+	v3.version = current + 2
 	noSQLite := migrationV2()
 	noSQLite.sqlite = "-- nothing\n"
 	noName := migrationV2()
@@ -905,7 +973,7 @@ func TestMigrateListChecked(t *testing.T) {
 		want string
 	}{
 		{nil, "the list is empty"},
-		{withMigrations(v3), "entry 1 has version 3, want 2"},
+		{append(slices.Clone(schemaMigrations), v3), fmt.Sprintf("entry %d has version %d, want %d", current, current+2, current+1)},
 		{withMigrations(noSQLite), "nothing to do on SQLite"},
 		{withMigrations(noName), "the name must be"},
 	} {
@@ -962,9 +1030,11 @@ func TestMigrateSQLiteRebuild(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			// Version 1's topics (schema_sqlite.sql) restated on purpose, with
-			// a CHECK added: a rebuild gives the whole new definition, and a
-			// migration's text is frozen, never derived from a schema file.
+			// The topics of the real migrations (version 1's
+			// schema_sqlite.sql and the columns added since) restated on
+			// purpose, with a CHECK added: a rebuild gives the whole new
+			// definition, and a migration's text is frozen, never derived
+			// from a schema file.
 			return sqliteRebuild(ctx, tx, "topics", `CREATE TABLE topics_new (
   id         INTEGER PRIMARY KEY AUTOINCREMENT,
   kind       INTEGER NOT NULL CHECK (kind IN (1, 2)),
@@ -975,17 +1045,19 @@ func TestMigrateSQLiteRebuild(t *testing.T) {
   creator_id INTEGER NULL,
   last_seq   INTEGER NOT NULL DEFAULT 0,
   created_ms INTEGER NOT NULL,
+  private    INTEGER NOT NULL DEFAULT 0,
+  name_fold  TEXT NULL,
   UNIQUE (pair_lo, pair_hi)
-)`, `INSERT INTO topics_new SELECT * FROM topics`)
+)`, `INSERT INTO topics_new SELECT * FROM topics`, `CREATE INDEX topics_find ON topics (kind, private, id)`)
 		},
 	}
 	list := withMigrations(rebuild)
 	s = openTestStore(t, dbURL, list)
-	wantVersions(t, s.db, list, 2)
+	wantVersions(t, s.db, list, len(list))
 	if got := dumpRows(t, s.db, `SELECT id, name FROM users`); !slices.Equal(got, []string{`"1"|"user0"`, `"2"|"user1"`}) {
 		t.Fatalf("users after the rebuild: %q", got)
 	}
-	if n := count(t, s.db, `SELECT COUNT(*) FROM sqlite_master WHERE name IN ('users_created', 'users_new', 'topics_new')`); n != 1 {
+	if n := count(t, s.db, `SELECT COUNT(*) FROM sqlite_master WHERE name IN ('users_created', 'topics_find', 'users_new', 'topics_new')`); n != 2 {
 		t.Fatalf("after the rebuild: the index missing or a _new table left (%d)", n)
 	}
 	u, err := s.CreateUser(ctx, "user3", []byte("h"))

@@ -26,22 +26,31 @@ type Message struct {
 	Seq   int64 // position within the topic; never sent
 }
 
-// Role is a member's role within a topic, as the store keeps it.
+// Role is a member's role within a topic, as the store keeps it. The
+// numbers are stored (members.role): append, never renumber.
 type Role uint8
 
 const (
 	RolePeer    Role = iota // one side of a private conversation
 	RoleMember              // a group member
 	RoleCreator             // the group's creator
+	RoleAdmin               // a group admin, named by the creator
 )
 
 // Wire is the role as a member's "role" field.
 func (r Role) Wire() wire.Role {
-	if r == RoleCreator {
+	switch r {
+	case RoleCreator:
 		return wire.RoleCreator
+	case RoleAdmin:
+		return wire.RoleAdmin
 	}
 	return wire.RoleMember
 }
+
+// manages reports whether the role may invite to a private group, kick,
+// and update the group: the creator's and an admin's.
+func (r Role) manages() bool { return r == RoleCreator || r == RoleAdmin }
 
 // messagePush is the frame pushed to each recipient of m. backlog marks a
 // message pushed from the pending backlog (at login, or after the cluster
@@ -76,6 +85,10 @@ type wireRequest struct {
 	Before   json.RawMessage
 	After    json.RawMessage
 	IDs      json.RawMessage
+	User     json.RawMessage
+	Role     json.RawMessage
+	Private  json.RawMessage
+	Query    json.RawMessage
 }
 
 // scan fills w from a line that json.Valid accepted and that starts with
@@ -135,6 +148,14 @@ func (w *wireRequest) set(key []byte, v json.RawMessage) {
 		w.After = v
 	case "ids":
 		w.IDs = v
+	case "user":
+		w.User = v
+	case "role":
+		w.Role = v
+	case "private":
+		w.Private = v
+	case "query":
+		w.Query = v
 	}
 }
 
@@ -153,6 +174,7 @@ func (w *wireRequest) fill(m map[string]json.RawMessage) {
 	w.ID, w.To, w.Text, w.CID = m["id"], m["to"], m["text"], m["cid"]
 	w.Group, w.Friend, w.Desc, w.Limit = m["group"], m["friend"], m["desc"], m["limit"]
 	w.With, w.Before, w.After, w.IDs = m["with"], m["before"], m["after"], m["ids"]
+	w.User, w.Role, w.Private, w.Query = m["user"], m["role"], m["private"], m["query"]
 }
 
 // Request is one decoded frame. Type is empty when the frame had no usable

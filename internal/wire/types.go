@@ -32,7 +32,22 @@ type Group struct {
 	ID      int64    `json:"id"`
 	Name    string   `json:"name"`
 	Desc    string   `json:"desc"`
+	Private bool     `json:"private"`
 	Members []Member `json:"members"`
+}
+
+// GroupInfo is a group without its members, where the wire says "group
+// without members" (the invited push, find_groups).
+type GroupInfo struct {
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Desc    string `json:"desc"`
+	Private bool   `json:"private"`
+}
+
+// Info is g without its members.
+func (g *Group) Info() GroupInfo {
+	return GroupInfo{ID: g.ID, Name: g.Name, Desc: g.Desc, Private: g.Private}
 }
 
 // Message is a chat message. Exactly one of To and Group is set.
