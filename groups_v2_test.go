@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"chat/internal/wire"
 )
@@ -787,4 +788,46 @@ func TestGroupsV2ChatToDeletedGroup(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestFoldName(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"gophers", "GOPHERS"},
+		{"Straße", "STRAẞE"},     // ß and the capital ẞ are one orbit
+		{"οδυσσευς", "ΟΔΥΣΣΕΥΣ"}, // σ, ς and Σ
+		{"\u212A", "k"},          // the Kelvin sign
+		{"ǅ", "ǆ"},               // a title-case digraph
+		{"привет", "ПРИВЕТ"},
+		{"100%_x", "100%_X"},
+	} {
+		if fa, fb := foldName(tc.a), foldName(tc.b); fa != fb {
+			t.Errorf("foldName(%q) = %q, foldName(%q) = %q", tc.a, fa, tc.b, fb)
+		}
+		if !strings.EqualFold(tc.a, tc.b) {
+			t.Errorf("%q and %q are not EqualFold: the test is wrong", tc.a, tc.b)
+		}
+	}
+	for _, tc := range []struct{ a, b string }{{"Straße", "STRASSE"}, {"ﬁ", "fi"}, {"é", "e\u0301"}} {
+		if foldName(tc.a) == foldName(tc.b) {
+			t.Errorf("foldName makes %q and %q one", tc.a, tc.b)
+		}
+	}
+	for _, s := range []string{"", "abc", strings.Repeat("ſ", 64), "Σ€𝔸"} {
+		if got := foldName(s); utf8.RuneCountInString(got) != utf8.RuneCountInString(s) || foldName(got) != got {
+			t.Errorf("foldName(%q) = %q: not as many characters, or not stable", s, got)
+		}
+	}
+}
+
+// TestGroupsV2Commands: the requests are in the table with their field
+// checks and costs.
+func TestGroupsV2Commands(t *testing.T) {
+	for typ, cost := range map[string]float64{
+		"invite": 5, "kick_member": 5, "set_role": 5, "update_group": 5, "delete_group": 5, "find_groups": 2,
+	} {
+		cmd, ok := commands[typ]
+		if !ok || !cmd.auth || cmd.check == nil || cmd.cost != cost || cmd.deferred {
+			t.Errorf("%s: %+v, want auth, a check and cost %v", typ, cmd, cost)
+		}
+	}
 }

@@ -178,8 +178,10 @@ func handleSetRole(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	if changed {
+		// The role is set: a push that cannot be built (the store or
+		// presence failing now) is lost, like any push, not the request.
 		if _, err := srv.pushGroupUpdated(ctx, s, a.group); err != nil {
-			return fail(err)
+			c.log.Warn("group_updated not pushed", "group", a.group, "err", err)
 		}
 	}
 	return ok(nil)
