@@ -45,11 +45,6 @@ type GroupInfo struct {
 	Private bool   `json:"private"`
 }
 
-// Info is g without its members.
-func (g *Group) Info() GroupInfo {
-	return GroupInfo{ID: g.ID, Name: g.Name, Desc: g.Desc, Private: g.Private}
-}
-
 // Message is a chat message. Exactly one of To and Group is set.
 type Message struct {
 	ID       int64  `json:"id"`
