@@ -6,17 +6,16 @@ import (
 )
 
 // directory caches what never changes once it exists: user names (users
-// are never renamed or deleted), private topics of pairs, and group ids.
-// It saves a database round trip on every chat.
+// are never renamed or deleted) and private topics of pairs. It saves a
+// database round trip on every chat. Groups are not cached: delete_group
+// ends one, and the other nodes of a cluster would not know.
 type directory struct {
-	store  *Store
-	users  sync.Map // int64 -> string
-	pairs  sync.Map // [2]int64 -> int64 topic
-	groups sync.Map // int64 -> struct{}
+	store *Store
+	users sync.Map // int64 -> string
+	pairs sync.Map // [2]int64 -> int64 topic
 }
 
-func (d *directory) rememberUser(u User)   { d.users.Store(u.ID, u.Name) }
-func (d *directory) rememberGroup(g int64) { d.groups.Store(g, struct{}{}) }
+func (d *directory) rememberUser(u User) { d.users.Store(u.ID, u.Name) }
 
 // user returns the user with id, or ErrNoSuchUser.
 func (d *directory) user(ctx context.Context, id int64) (User, error) {
@@ -62,16 +61,11 @@ func (d *directory) existingPairTopic(ctx context.Context, a, b int64) (int64, e
 	return t, nil
 }
 
+// groupExists asks the store every time: it answers only requests about a
+// group the session is not in (checkMember), which are errors anyway.
 func (d *directory) groupExists(ctx context.Context, g int64) (bool, error) {
 	if g <= 0 {
 		return false, nil
 	}
-	if _, ok := d.groups.Load(g); ok {
-		return true, nil
-	}
-	ok, err := d.store.GroupExists(ctx, g)
-	if ok {
-		d.rememberGroup(g)
-	}
-	return ok, err
+	return d.store.GroupExists(ctx, g)
 }

@@ -10,13 +10,18 @@ import (
 // Groups and private pairs in the store: both are topics, a conversation
 // with members.
 
-// CreateGroup stores a group with its creator as first member.
+// CreateGroup stores a public group with its creator as first member.
 func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc string) (int64, error) {
+	return s.NewGroup(ctx, creator, groupSpec{name: name, desc: desc})
+}
+
+// NewGroup stores a group with its creator as first member.
+func (s *Store) NewGroup(ctx context.Context, creator int64, spec groupSpec) (int64, error) {
 	var gid int64
 	err := s.inTx(ctx, "create_group", func(tx sqlTx) error {
 		now := nowMS()
-		res, err := tx.ExecContext(ctx, `INSERT INTO topics (kind, name, descr, creator_id, last_seq, created_ms)
-			VALUES (?, ?, ?, ?, 0, ?)`, topicGroup, name, desc, creator, now)
+		res, err := tx.ExecContext(ctx, `INSERT INTO topics (kind, name, name_fold, descr, private, creator_id, last_seq, created_ms)
+			VALUES (?, ?, ?, ?, ?, ?, 0, ?)`, topicGroup, spec.name, foldName(spec.name), spec.desc, spec.private, creator, now)
 		if err != nil {
 			return err
 		}
@@ -32,30 +37,35 @@ func (s *Store) CreateGroup(ctx context.Context, creator int64, name, desc strin
 
 // JoinGroup adds u to group g. The new member's marks start at the group's
 // newest message: history is there to read, but nothing old is pending or
-// unread.
+// unread. A private group, or one u was kicked from, needs an invitation,
+// which the join uses up; a member joining again needs none and changes
+// nothing.
 func (s *Store) JoinGroup(ctx context.Context, g, u int64) (joined bool, err error) {
 	err = s.inTx(ctx, "join_group", func(tx sqlTx) error {
-		var last int64
-		var creator sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT last_seq, creator_id FROM topics WHERE id = ? AND kind = ?`+s.d.forUpdate,
-			g, topicGroup).Scan(&last, &creator)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNoSuchGroup
-		}
-		if err != nil {
+		st, err := s.lockGroup(ctx, tx, g, u, u)
+		if err != nil || st.meIn {
 			return err
 		}
+		switch {
+		case st.kicked:
+			return errJoinKicked
+		case st.info.Private && !st.invited:
+			return errJoinPrivate
+		}
 		role := RoleMember
-		if creator.Valid && creator.Int64 == u {
+		if st.creator == u {
 			role = RoleCreator
 		}
 		res, err := tx.ExecContext(ctx, s.d.insertIgnore+` INTO members (topic_id, user_id, role, acked_seq, read_seq, joined_ms)
-			VALUES (?, ?, ?, ?, ?, ?)`, g, u, role, last, last, nowMS())
+			VALUES (?, ?, ?, ?, ?, ?)`, g, u, role, st.lastSeq, st.lastSeq, nowMS())
 		if err != nil {
 			return err
 		}
 		n, err := res.RowsAffected()
-		joined = n > 0
+		if joined = n > 0; err != nil || !st.invited {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM invitations WHERE topic_id = ? AND user_id = ?`, g, u)
 		return err
 	})
 	return joined, err
@@ -81,8 +91,12 @@ func (s *Store) LeaveGroup(ctx context.Context, g, u int64) error {
 		} else if n == 0 {
 			return ErrNotMember
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM acks WHERE user_id = ? AND topic_id = ?`, u, g)
-		return err
+		// The creator who leaves gives the role up for good: the group
+		// goes on without a creator (docs/protocol.md, "Groups").
+		return s.execAll(ctx, tx, []stmt{
+			{`DELETE FROM acks WHERE user_id = ? AND topic_id = ?`, []any{u, g}},
+			{`UPDATE topics SET creator_id = NULL WHERE id = ? AND creator_id = ?`, []any{g, u}},
+		})
 	})
 }
 
@@ -116,7 +130,7 @@ func (s *Store) GroupsOf(ctx context.Context, u int64) ([]Group, error) {
 
 func (s *Store) groups(ctx context.Context, where string, arg int64) ([]Group, error) {
 	defer s.observe("groups", time.Now())
-	rows, err := s.db.QueryContext(ctx, `SELECT t.id, t.name, COALESCE(t.descr, '') FROM topics t
+	rows, err := s.db.QueryContext(ctx, `SELECT t.id, t.name, COALESCE(t.descr, ''), t.private FROM topics t
 		WHERE t.kind = ? AND `+where+` ORDER BY t.id`, topicGroup, arg)
 	if err != nil {
 		return nil, s.wrap("groups", err)
@@ -125,7 +139,7 @@ func (s *Store) groups(ctx context.Context, where string, arg int64) ([]Group, e
 	index := map[int64]int{}
 	for rows.Next() {
 		g := Group{Members: []Member{}}
-		if err := rows.Scan(&g.ID, &g.Name, &g.Desc); err != nil {
+		if err := rows.Scan(&g.ID, &g.Name, &g.Desc, &g.Private); err != nil {
 			rows.Close()
 			return nil, s.wrap("groups", err)
 		}

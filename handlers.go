@@ -63,6 +63,10 @@ var commands map[string]command
 //     send one as messages are shown.
 //   - conversations 5: like online, up to 1000 of them, each with its
 //     last message and an unread count, and the presence of the users.
+//   - invite, kick_member, set_role, update_group, delete_group 5: the
+//     same (delete_group's transaction deletes the group's history too,
+//     but only its creator can send it, once); find_groups 2: a read of up
+//     to 100 groups.
 //   - ping, logout 0: nothing that costs. register and login are throttled
 //     apart, per address and per account (throttle.go): no user is known
 //     before them.
@@ -92,6 +96,12 @@ func init() {
 		"conversations":  {handle: handleConversations, auth: true, check: fields(conversationsArgs), cost: 5},
 		"read":           {handle: handleRead, auth: true, check: fields(readArgs), cost: 1},
 		"typing":         {handle: handleTyping, auth: true, check: fields(typingArgs), cost: 0.5},
+		"invite":         {handle: handleInvite, auth: true, check: fields(inviteArgs), cost: 5},
+		"kick_member":    {handle: handleKickMember, auth: true, check: fields(kickArgs), cost: 5},
+		"set_role":       {handle: handleSetRole, auth: true, check: fields(setRoleArgs), cost: 5},
+		"update_group":   {handle: handleUpdateGroup, auth: true, check: fields(updateGroupArgs), cost: 5},
+		"delete_group":   {handle: handleDeleteGroup, auth: true, check: fields(groupArg), cost: 5},
+		"find_groups":    {handle: handleFindGroups, auth: true, check: fields(findGroupsArgs), cost: 2},
 	}
 }
 

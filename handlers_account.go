@@ -240,7 +240,10 @@ func deviceArg(r *Request) (string, *ProtoError) {
 // syncedFrame follows the login backlog: from here on, everything is live.
 var syncedFrame = pushFrame("synced", struct{}{})
 
-func logoutArgs(c *conn, r *Request) (bool, *ProtoError) { return optBool(r.f.All, "all") }
+func logoutArgs(c *conn, r *Request) (bool, *ProtoError) {
+	all, _, perr := optBool(r.f.All, "all")
+	return all, perr
+}
 
 // logout {all?} -> {}; with all, the user's other sessions are kicked first.
 func handleLogout(ctx context.Context, c *conn, r *Request) response {

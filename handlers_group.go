@@ -14,9 +14,12 @@ type groupResult struct {
 	Group Group `json:"group"`
 }
 
-type groupSpec struct{ name, desc string }
+type groupSpec struct {
+	name, desc string
+	private    bool
+}
 
-// createGroupArgs reads a new group's name and description.
+// createGroupArgs reads a new group's name, description and privacy.
 func createGroupArgs(c *conn, r *Request) (a groupSpec, perr *ProtoError) {
 	if a.name, perr = str(r.f.Name, "name"); perr != nil {
 		return a, perr
@@ -24,33 +27,40 @@ func createGroupArgs(c *conn, r *Request) (a groupSpec, perr *ProtoError) {
 	if utf8.RuneCountInString(a.name) > wire.MaxGroupNameRunes {
 		return a, protoErr(wire.CodeBadRequest, "group names are 1-64 characters")
 	}
-	if present(r.f.Desc) {
-		if r.f.Desc[0] != '"' || json.Unmarshal(r.f.Desc, &a.desc) != nil {
-			return a, protoErr(wire.CodeBadRequest, `"desc" must be a string`)
-		}
-		if utf8.RuneCountInString(a.desc) > wire.MaxGroupDescRunes {
-			return a, protoErr(wire.CodeBadRequest, "group descriptions are at most 256 characters")
-		}
+	if a.desc, _, perr = descArg(r); perr != nil {
+		return a, perr
 	}
-	return a, nil
+	a.private, _, perr = optBool(r.f.Private, "private")
+	return a, perr
 }
 
-// create_group {name, desc?} -> {group}
+// descArg reads an optional group description; "" is one (an empty one).
+func descArg(r *Request) (desc string, ok bool, perr *ProtoError) {
+	if !present(r.f.Desc) {
+		return "", false, nil
+	}
+	if r.f.Desc[0] != '"' || json.Unmarshal(r.f.Desc, &desc) != nil {
+		return "", false, protoErr(wire.CodeBadRequest, `"desc" must be a string`)
+	}
+	if utf8.RuneCountInString(desc) > wire.MaxGroupDescRunes {
+		return "", false, protoErr(wire.CodeBadRequest, "group descriptions are at most 256 characters")
+	}
+	return desc, true, nil
+}
+
+// create_group {name, desc?, private?} -> {group}
 func handleCreateGroup(ctx context.Context, c *conn, r *Request) response {
 	a, perr := createGroupArgs(c, r)
 	if perr != nil {
 		return fail(perr)
 	}
-	name, desc := a.name, a.desc
 	s := c.sess.Load()
-	g, err := c.srv.store.CreateGroup(ctx, s.user.ID, name, desc)
+	g, err := c.srv.store.NewGroup(ctx, s.user.ID, a)
 	if err != nil {
 		return fail(err)
 	}
-	c.srv.dir.rememberGroup(g)
-	s.setGroup(g, true)
-	c.srv.hub.subscribe(g, c)
-	return ok(groupResult{Group{ID: g, Name: name, Desc: desc, Members: []Member{
+	c.srv.joinedHere(c, s, g)
+	return ok(groupResult{Group{ID: g, Name: a.name, Desc: a.desc, Private: a.private, Members: []Member{
 		{ID: s.user.ID, Name: s.user.Name, Role: wire.RoleCreator, Online: true},
 	}}})
 }
@@ -72,8 +82,7 @@ func handleJoinGroup(ctx context.Context, c *conn, r *Request) response {
 	if err != nil {
 		return fail(err)
 	}
-	s.setGroup(g, true)
-	srv.hub.subscribe(g, c)
+	srv.joinedHere(c, s, g)
 	if joined {
 		srv.pushMembership(g, s, "member_joined")
 	}
@@ -93,8 +102,7 @@ func handleLeaveGroup(ctx context.Context, c *conn, r *Request) response {
 	if err := srv.store.LeaveGroup(ctx, g, s.user.ID); err != nil {
 		return fail(err)
 	}
-	s.setGroup(g, false)
-	srv.hub.unsubscribe(g, c)
+	srv.leftHere(c, s, g)
 	srv.pushMembership(g, s, "member_left")
 	return ok(nil)
 }

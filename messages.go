@@ -259,7 +259,9 @@ func (s *Store) insertMessages(ctx context.Context, tx sqlTx, items []*chatItem)
 	first := make(map[int64]int64, len(topics)) // first new seq per topic
 	for _, t := range topics {
 		if _, ok := last[t]; !ok {
-			return fmt.Errorf("topic %d vanished", t)
+			// A group deleted after the sender's session checked it
+			// (pairs are never deleted).
+			return fmt.Errorf("topic %d vanished: %w", t, ErrNoSuchGroup)
 		}
 		first[t] = last[t] + 1
 	}

@@ -91,6 +91,50 @@ UPDATE members SET read_seq = acked_seq;
 		sqlite: `ALTER TABLE members ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0;
 UPDATE members SET read_seq = acked_seq;
 `},
+	{version: 4, name: "private groups, invitations and kicks",
+		// topics.private: 1 for a private group. topics.name_fold: a
+		// group's name case-folded (foldName), what find_groups searches,
+		// NULL for private conversations. invitations: who may join a
+		// private group, or come back after a kick, until they join.
+		// kicks: who was removed from a group, until the creator or an
+		// admin invites them again.
+		mysql: `ALTER TABLE topics ADD COLUMN private TINYINT NOT NULL DEFAULT 0,
+  ADD COLUMN name_fold VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL;
+CREATE INDEX topics_find ON topics (kind, private, id);
+CREATE TABLE invitations (
+  topic_id   BIGINT NOT NULL,
+  user_id    BIGINT NOT NULL,
+  by_id      BIGINT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  PRIMARY KEY (topic_id, user_id)
+) ENGINE=InnoDB;
+CREATE TABLE kicks (
+  topic_id  BIGINT NOT NULL,
+  user_id   BIGINT NOT NULL,
+  by_id     BIGINT NOT NULL,
+  kicked_ms BIGINT NOT NULL,
+  PRIMARY KEY (topic_id, user_id)
+) ENGINE=InnoDB;
+`,
+		sqlite: `ALTER TABLE topics ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE topics ADD COLUMN name_fold TEXT NULL;
+CREATE INDEX topics_find ON topics (kind, private, id);
+CREATE TABLE invitations (
+  topic_id   INTEGER NOT NULL,
+  user_id    INTEGER NOT NULL,
+  by_id      INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (topic_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE kicks (
+  topic_id  INTEGER NOT NULL,
+  user_id   INTEGER NOT NULL,
+  by_id     INTEGER NOT NULL,
+  kicked_ms INTEGER NOT NULL,
+  PRIMARY KEY (topic_id, user_id)
+) WITHOUT ROWID;
+`,
+		mysqlFn: backfillNameFold, sqliteFn: backfillNameFold},
 }
 
 // v1Tables are version 1's tables and columns. A database with all of

@@ -109,25 +109,30 @@ func tryOpenStore(dbURL string, list []migration) error {
 	return err
 }
 
-// withMigrations is the real list and then the tests' own.
+// withMigrations is the real list and then the tests' own, numbered after
+// it: the tests say "version 2" of their first, which runs as version
+// len(schemaMigrations)+1.
 func withMigrations(more ...migration) []migration {
-	return append(slices.Clone(schemaMigrations), more...)
+	list := slices.Clone(schemaMigrations)
+	for _, m := range more {
+		m.version = len(list) + 1
+		list = append(list, m)
+	}
+	return list
 }
 
-// codeVersion is the schema version of the real list: the tests' own
-// migrations come after it, numbered from codeVersion()+1 (called V2, V3
-// below when the real list was version 1 alone). Their tables and columns
-// have names no real migration takes.
-func codeVersion() int { return len(schemaMigrations) }
+// current is the version of the real list: what a server of this code
+// makes of any database.
+var current = len(schemaMigrations)
 
-// migrationV2 is the next version, of the kind features need: a column
-// with a backfill (a mark) and a table with a backfill (devices).
+// migrationV2 is a version 2 of the kind the coming features need: a column
+// with a backfill (read marks) and a table with a backfill (devices).
 func migrationV2() migration {
 	return migration{
-		version: codeVersion() + 1,
-		name:    "test: marks and devices",
-		mysql: `ALTER TABLE members ADD COLUMN test_read_seq BIGINT NOT NULL DEFAULT 0;
-UPDATE members SET test_read_seq = acked_seq;
+		version: 2,
+		name:    "test: read marks and devices",
+		mysql: `ALTER TABLE members ADD COLUMN read_seq BIGINT NOT NULL DEFAULT 0;
+UPDATE members SET read_seq = acked_seq;
 CREATE TABLE devices (
   id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   user_id    BIGINT NOT NULL,
@@ -138,8 +143,8 @@ CREATE TABLE devices (
 -- every user gets a first device
 INSERT INTO devices (user_id, name, created_ms) SELECT id, 'first', created_ms FROM users;
 `,
-		sqlite: `ALTER TABLE members ADD COLUMN test_read_seq INTEGER NOT NULL DEFAULT 0;
-UPDATE members SET test_read_seq = acked_seq;
+		sqlite: `ALTER TABLE members ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE members SET read_seq = acked_seq;
 CREATE TABLE devices (
   id         INTEGER PRIMARY KEY AUTOINCREMENT,
   user_id    INTEGER NOT NULL,
@@ -153,10 +158,10 @@ INSERT INTO devices (user_id, name, created_ms) SELECT id, 'first', created_ms F
 	}
 }
 
-// migrationV3 adds a table, after migrationV2.
+// migrationV3 adds a table.
 func migrationV3() migration {
 	return migration{
-		version: codeVersion() + 2,
+		version: 3,
 		name:    "test: blocks",
 		mysql:   "CREATE TABLE blocks (user_id BIGINT NOT NULL, blocked_id BIGINT NOT NULL, PRIMARY KEY (user_id, blocked_id)) ENGINE=InnoDB;\n",
 		sqlite:  "CREATE TABLE blocks (user_id INTEGER NOT NULL, blocked_id INTEGER NOT NULL, PRIMARY KEY (user_id, blocked_id)) WITHOUT ROWID;\n",
@@ -175,7 +180,7 @@ func migrationHalfway(fail *atomic.Bool) migration {
 		return err
 	}
 	return migration{
-		version: codeVersion() + 1,
+		version: 2,
 		name:    "test: fails halfway",
 		mysql: `ALTER TABLE users ADD COLUMN nick VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL;
 CREATE TABLE halfway_runs (n BIGINT NOT NULL) ENGINE=InnoDB;
@@ -377,7 +382,7 @@ func TestMigrateV1IsRelease(t *testing.T) {
 		if got != want {
 			t.Fatalf("version 1 made by the migrations:\n%s\nmade by the release:\n%s", got, want)
 		}
-		wantVersions(t, mdb, schemaMigrations, 1)
+		wantVersions(t, mdb, schemaMigrations[:1], 1)
 		// v1Tables, which recognises a release's database, is version 1.
 		var names []string
 		for _, tb := range v1Tables {
@@ -412,15 +417,23 @@ func fillThroughStore(t *testing.T, s *Store) {
 	if _, err := s.AddFriend(ctx, a.ID, b.ID); err != nil {
 		t.Fatal(err)
 	}
-	g, err := s.CreateGroup(ctx, a.ID, "upgraders", "a group from before migrations")
+	// The group as version 1 wrote it: today's CreateGroup and JoinGroup
+	// use the columns and tables of later versions.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO topics (kind, name, descr, creator_id, last_seq, created_ms)
+		VALUES (?, ?, ?, ?, 0, ?)`, topicGroup, "upgraders", "a group from before migrations", a.ID, nowMS())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []User{b, c} {
-		// The release's JoinGroup, which today's no longer is: it also
-		// starts the read mark, a column version 1 has not.
-		if _, err := s.db.Exec(`INSERT INTO members (topic_id, user_id, role, acked_seq, joined_ms) VALUES (?, ?, ?, 0, ?)`,
-			g, u.ID, RoleMember, nowMS()); err != nil {
+	g, err := res.LastInsertId()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		u    User
+		role Role
+	}{{a, RoleCreator}, {b, RoleMember}, {c, RoleMember}} {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO members (topic_id, user_id, role, acked_seq, joined_ms) VALUES (?, ?, ?, 0, ?)`,
+			g, m.u.ID, m.role, nowMS()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -483,10 +496,10 @@ func fillThroughServer(t *testing.T, ts *testServer) {
 	}
 }
 
-// checkUpgrade opens a database of the code's version (or version 1 from
-// before migrations) with the tests' next migration and checks that every
-// row is there, the backfills are done, the store works, and a server
-// knowing only the code's version refuses it.
+// checkUpgrade opens a version 1 database (or one a server of this code
+// migrated) with the real migrations and the tests' version 2 and checks
+// that every row is there, the backfills are done, the store works, and a
+// server knowing only the real migrations refuses it.
 func checkUpgrade(t *testing.T, dbURL string) {
 	db, d := openTestDB(t, dbURL)
 	before := dumpV1(t, db)
@@ -504,8 +517,8 @@ func checkUpgrade(t *testing.T, dbURL string) {
 			t.Errorf("%s changed:\nbefore %q\nafter  %q", tb.name, before[tb.name], after[tb.name])
 		}
 	}
-	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE test_read_seq <> acked_seq`); n != 0 {
-		t.Errorf("%d members without their test_read_seq backfilled", n)
+	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE read_seq <> acked_seq`); n != 0 {
+		t.Errorf("%d members without their read_seq backfilled", n)
 	}
 	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE acked_seq > 0`); n == 0 {
 		t.Errorf("no member has acked anything: the backfill checks nothing")
@@ -514,8 +527,8 @@ func checkUpgrade(t *testing.T, dbURL string) {
 	if n := count(t, db, `SELECT COUNT(*) FROM devices v JOIN users u ON u.id = v.user_id AND v.created_ms = u.created_ms AND v.name = 'first'`); n != users {
 		t.Errorf("%d devices backfilled for %d users", n, users)
 	}
-	if !slices.Contains(columns(t, db, d, "members"), "test_read_seq") {
-		t.Errorf("members has no test_read_seq")
+	if !slices.Contains(columns(t, db, d, "members"), "read_seq") {
+		t.Errorf("members has no read_seq")
 	}
 	// The store works on the upgraded database.
 	ctx := context.Background()
@@ -534,56 +547,55 @@ func checkUpgrade(t *testing.T, dbURL string) {
 	if _, err := s.CreateUser(ctx, uniqueName("after"), []byte("h")); err != nil {
 		t.Fatal(err)
 	}
-	// This release's server knows only the code's version.
+	checkUpgradeGroups(t, s, db, alice, bob)
+	// This code's server knows only the real migrations.
 	snapshot := dumpAll(t, dbURL)
 	err = tryOpenStore(dbURL, schemaMigrations)
-	if want := fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", len(list), codeVersion()); err == nil || err.Error() != want {
-		t.Fatalf("a server knowing version %d on a database at %d: %v, want %q", codeVersion(), len(list), err, want)
+	if want := fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", len(list), current); err == nil || err.Error() != want {
+		t.Fatalf("a server knowing version %d on a database at %d: %v, want %q", current, len(list), err, want)
 	}
 	if dumpAll(t, dbURL) != snapshot {
 		t.Fatal("the refused start changed the database")
 	}
 }
 
-// checkReadMarks checks the read marks migration on what fillThroughStore
-// wrote into a version 1 database: each member's read mark starts at its
-// ack mark (what was received counts as read), and conversations and read
-// work on the upgraded store.
-func checkReadMarks(t *testing.T, dbURL string) {
-	db, _ := openTestDB(t, dbURL)
-	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE read_seq <> acked_seq`); n != 0 {
-		t.Errorf("%d members without their read_seq backfilled", n)
-	}
-	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE read_seq > 0`); n != 2 {
-		t.Errorf("%d read marks above 0, want 2 (bob's private, alice's group)", n)
-	}
-	s := openTestStore(t, dbURL, withMigrations(migrationV2()))
+// checkUpgradeGroups checks migration "private groups, invitations and
+// kicks" on an upgraded database: the group from before is public, its
+// name folded for find_groups, and invitations and kicks work on it.
+func checkUpgradeGroups(t *testing.T, s *Store, db *sql.DB, alice, bob int64) {
+	t.Helper()
 	ctx := context.Background()
-	id := func(q string, args ...any) int64 {
-		t.Helper()
-		return int64(count(t, db, q, args...))
-	}
-	alice, bob := id(`SELECT id FROM users WHERE name = 'alice'`), id(`SELECT id FROM users WHERE name = 'bob'`)
-	pair := id(`SELECT id FROM topics WHERE pair_lo = ? AND pair_hi = ?`, alice, bob)
-	g := id(`SELECT id FROM topics WHERE name = 'upgraders'`)
-	private := dumpRows(t, db, fmt.Sprintf(`SELECT id FROM messages WHERE topic_id = %d`, pair))
-	first := id(`SELECT id FROM messages WHERE topic_id = ? AND seq = 1`, pair)
-	last := id(`SELECT id FROM messages WHERE topic_id = ? AND seq = 3`, pair)
-	convs, err := s.Conversations(ctx, bob, 10)
-	if err != nil {
+	var g, carol int64
+	if err := db.QueryRow(`SELECT id FROM topics WHERE kind = ?`, topicGroup).Scan(&g); err != nil {
 		t.Fatal(err)
 	}
-	// Bob acked the first private message (and the third, out of order):
-	// read up to the first, two unread; nothing of the group acked.
-	if len(convs) != 2 || convs[0].Group == nil || convs[0].Group.ID != g || convs[0].Read != 0 || convs[0].Unread != 2 ||
-		convs[1].With == nil || convs[1].With.ID != alice || convs[1].Read != first || convs[1].Unread != 2 || convs[1].Last.ID != last {
-		t.Fatalf("bob's conversations after the upgrade (private messages %v): %+v", private, convs)
+	if err := db.QueryRow(`SELECT user_id FROM members WHERE topic_id = ? AND user_id NOT IN (?, ?)`, g, alice, bob).Scan(&carol); err != nil {
+		t.Fatal(err)
 	}
-	if moved, err := s.MarkRead(ctx, bob, pair, last); err != nil || !moved {
-		t.Fatalf("read after the upgrade: %v %v", moved, err)
+	if n := count(t, db, `SELECT COUNT(*) FROM topics WHERE kind = ? AND private = 0 AND name_fold = ?`, topicGroup, foldName("upgraders")); n != 1 {
+		t.Fatalf("%d public groups with their name folded, want 1", n)
 	}
-	if moved, err := s.MarkRead(ctx, bob, pair, first); err != nil || moved {
-		t.Fatalf("a read mark moved back: %v %v", moved, err)
+	if n := count(t, db, `SELECT COUNT(*) FROM topics WHERE kind = ? AND name_fold IS NOT NULL`, topicPrivate); n != 0 {
+		t.Fatalf("%d private conversations with a name_fold", n)
+	}
+	found, err := s.FindGroups(ctx, "GRADE", 10)
+	if err != nil || len(found) != 1 || found[0].ID != g || found[0].Count != 3 || found[0].Private {
+		t.Fatalf("find_groups after the upgrade: %+v %v", found, err)
+	}
+	if err := s.KickMember(ctx, g, alice, carol); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.JoinGroup(ctx, g, carol); !errors.Is(err, errJoinKicked) {
+		t.Fatalf("a kicked member joining: %v", err)
+	}
+	if _, invited, err := s.Invite(ctx, g, alice, carol); err != nil || !invited {
+		t.Fatalf("invite: %v %v", invited, err)
+	}
+	if joined, err := s.JoinGroup(ctx, g, carol); err != nil || !joined {
+		t.Fatalf("join on an invitation: %v %v", joined, err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM invitations`) + count(t, db, `SELECT COUNT(*) FROM kicks`); n != 0 {
+		t.Fatalf("%d invitations and kicks left after the join", n)
 	}
 }
 
@@ -602,16 +614,15 @@ func TestMigrateUpgradeV1(t *testing.T) {
 				t.Fatal("the release's database has schema_migrations")
 			}
 			checkUpgrade(t, dbURL)
-			checkReadMarks(t, dbURL)
 		})
 		t.Run("server", func(t *testing.T) {
 			dbURL := anotherURL(t, dbURL)
 			createLikeRelease(t, dbURL)
-			// This release's server recognises the database as version 1,
-			// and upgrades it.
+			// This code's server recognises the database as version 1
+			// and migrates it.
 			ts := startServer(t, dbURL)
 			db, _ := openTestDB(t, dbURL)
-			wantVersions(t, db, schemaMigrations, codeVersion())
+			wantVersions(t, db, schemaMigrations, current)
 			fillThroughServer(t, ts)
 			ts.stop()
 			checkUpgrade(t, dbURL)
@@ -632,13 +643,13 @@ func TestMigrateFresh(t *testing.T) {
 		if n := count(t, db, `SELECT COUNT(*) FROM devices`); n != 0 {
 			t.Fatalf("%d devices in a fresh database", n)
 		}
-		// The production list: a fresh database at the code's version.
+		// The production list: a fresh database at its last version.
 		other := anotherURL(t, dbURL)
 		s, err := OpenStore(context.Background(), other, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantVersions(t, s.db, schemaMigrations, codeVersion())
+		wantVersions(t, s.db, schemaMigrations, current)
 		s.Close()
 	})
 }
@@ -659,24 +670,24 @@ func TestMigrateNewerRefused(t *testing.T) {
 				t.Fatal("the refused start changed the database")
 			}
 		}
-		v := codeVersion()
-		refused(withMigrations(migrationV2()), fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", v+2, v+1))
-		refused(schemaMigrations, fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", v+2, v))
+		v2, v3 := current+1, current+2 // the tests' versions 2 and 3
+		refused(withMigrations(migrationV2()), fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", v3, v2))
+		refused(schemaMigrations, fmt.Sprintf("the database is at schema version %d; this server knows up to %d: upgrade the server", v3, current))
 		var tooNew *schemaTooNewError
-		if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || tooNew.version != v+2 || tooNew.known != v {
+		if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || tooNew.version != v3 || tooNew.known != current {
 			t.Fatalf("errors.As: %v", err)
 		}
-		// The same next version under another name: other code.
+		// The same version 2 under another name: other code.
 		other := migrationV2()
 		other.name = "test: something else"
-		refused(withMigrations(other, migrationV3()), fmt.Sprintf(`the database's schema version %d is "test: marks and devices", this server's is "test: something else": they come from different code; refusing to guess`, v+1))
+		refused(withMigrations(other, migrationV3()), fmt.Sprintf(`the database's schema version %d is "test: read marks and devices", this server's is "test: something else": they come from different code; refusing to guess`, v2))
 		// A newer server's migration under way (MySQL) is newer too.
 		db, _ := openTestDB(t, dbURL)
-		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, 'test: newer', NULL, 1, 1)`, v+3); err != nil {
+		if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, 'test: newer', NULL, 1, 1)`, v3+1); err != nil {
 			t.Fatal(err)
 		}
 		snapshot = dumpAll(t, dbURL)
-		refused(withMigrations(migrationV2(), migrationV3()), fmt.Sprintf("the database is at schema version %d (being applied); this server knows up to %d: upgrade the server", v+3, v+2))
+		refused(withMigrations(migrationV2(), migrationV3()), fmt.Sprintf("the database is at schema version %d (being applied); this server knows up to %d: upgrade the server", v3+1, v3))
 	})
 }
 
@@ -693,7 +704,7 @@ func TestMigrateFailHalfway(t *testing.T) {
 		fail.Store(true)
 		list := withMigrations(migrationHalfway(&fail))
 		err := tryOpenStore(dbURL, list)
-		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema migration %d (test: fails halfway), step 5 of 5: injected failure", codeVersion()+1)) {
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema migration %d (test: fails halfway), step 5 of 5: injected failure", current+1)) {
 			t.Fatalf("open: %v", err)
 		}
 		t.Logf("failed start: %v", err)
@@ -701,21 +712,20 @@ func TestMigrateFailHalfway(t *testing.T) {
 		if d == &sqliteDialect {
 			// Rolled back: version 1 (recognised and recorded in a
 			// transaction of its own) and the real migrations, each in a
-			// transaction of its own, none of the failed one.
-			wantVersions(t, db, list, codeVersion())
+			// transaction of its own; none of the failed one.
+			wantVersions(t, db, list, current)
 			if slices.Contains(columns(t, db, d, "users"), "nick") || slices.Contains(tableNames(t, db, d), "halfway_runs") {
 				t.Fatal("the failed migration left changes behind")
 			}
 		} else {
 			// Four steps done and recorded, the fn not.
-			last := st[len(st)-1]
-			if len(st) != codeVersion()+1 || !st[len(st)-2].applied || last.applied || last.stepsDone != 4 || last.inDoubt {
+			if len(st) != current+1 || !st[current-1].applied || st[current].applied || st[current].stepsDone != 4 || st[current].inDoubt {
 				t.Fatalf("schema_migrations after the failure: %+v", st)
 			}
 			if n := count(t, db, `SELECT SUM(n) FROM halfway_runs`); n != 1 {
 				t.Fatalf("halfway_runs %d, want 1", n)
 			}
-			// A server knowing only the real migrations does not take it either.
+			// A server knowing only version 1 does not take it either.
 			var tooNew *schemaTooNewError
 			if err := tryOpenStore(dbURL, schemaMigrations); !errors.As(err, &tooNew) || !tooNew.partial {
 				t.Fatalf("open with version 1 only: %v", err)
@@ -751,11 +761,10 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 			db, _ := openTestDB(t, dbURL)
 			var fail atomic.Bool
 			list := withMigrations(migrationHalfway(&fail))
-			next := list[len(list)-1]
-			if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, NULL, 0, ?)`, next.version, next.name, doubt); err != nil {
+			if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_ms, steps_done, in_doubt) VALUES (?, ?, NULL, 0, ?)`, current+1, list[current].name, doubt); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.Exec(splitStatements(next.mysql)[0]); err != nil {
+			if _, err := db.Exec(splitStatements(list[current].mysql)[0]); err != nil {
 				t.Fatal(err)
 			}
 			err := tryOpenStore(dbURL, list)
@@ -763,7 +772,7 @@ func TestMigrateMySQLInDoubt(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), "step 1 of 5") || mysqlErrno(err) != 1060 {
 					t.Fatalf("a duplicate column not in doubt: %v", err)
 				}
-				if st := state(t, db); st[len(st)-1].applied || st[len(st)-1].stepsDone != 0 || st[len(st)-1].inDoubt {
+				if st := state(t, db); st[current].applied || st[current].stepsDone != 0 || st[current].inDoubt {
 					t.Fatalf("schema_migrations after the error: %+v", st)
 				}
 				return
@@ -799,7 +808,7 @@ func testMigrateConcurrent(t *testing.T, dbURL string, release bool) {
 	}
 	var runs atomic.Int32
 	slow := migrationV3()
-	slow.version, slow.name = codeVersion()+1, "test: slow"
+	slow.version, slow.name = 2, "test: slow"
 	fn := func(ctx context.Context, tx sqlTx) error {
 		runs.Add(1)
 		time.Sleep(300 * time.Millisecond)
@@ -822,7 +831,7 @@ func testMigrateConcurrent(t *testing.T, dbURL string, release bool) {
 		}
 	}
 	if n := runs.Load(); n != 1 {
-		t.Fatalf("the slow migration ran %d times", n)
+		t.Fatalf("migration 2 ran %d times", n)
 	}
 	db, _ := openTestDB(t, dbURL)
 	wantVersions(t, db, list, len(list))
@@ -954,6 +963,7 @@ func TestMigrateForeignTables(t *testing.T) {
 // work in both dialects is a programming error, caught before anything runs.
 func TestMigrateListChecked(t *testing.T) {
 	v3 := migrationV3()
+	v3.version = current + 2
 	noSQLite := migrationV2()
 	noSQLite.sqlite = "-- nothing\n"
 	noName := migrationV2()
@@ -963,7 +973,7 @@ func TestMigrateListChecked(t *testing.T) {
 		want string
 	}{
 		{nil, "the list is empty"},
-		{withMigrations(v3), fmt.Sprintf("entry %d has version %d, want %d", codeVersion(), codeVersion()+2, codeVersion()+1)},
+		{append(slices.Clone(schemaMigrations), v3), fmt.Sprintf("entry %d has version %d, want %d", current, current+2, current+1)},
 		{withMigrations(noSQLite), "nothing to do on SQLite"},
 		{withMigrations(noName), "the name must be"},
 	} {
@@ -1006,7 +1016,7 @@ func TestMigrateSQLiteRebuild(t *testing.T) {
 	}
 	s.Close()
 	rebuild := migration{
-		version: codeVersion() + 1,
+		version: 2,
 		name:    "test: rebuild users and topics",
 		mysql:   "DO 0;\n",
 		sqliteFn: func(ctx context.Context, tx sqlTx) error {
@@ -1020,9 +1030,11 @@ func TestMigrateSQLiteRebuild(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			// Version 1's topics (schema_sqlite.sql) restated on purpose, with
-			// a CHECK added: a rebuild gives the whole new definition, and a
-			// migration's text is frozen, never derived from a schema file.
+			// The topics of the real migrations (version 1's
+			// schema_sqlite.sql and the columns added since) restated on
+			// purpose, with a CHECK added: a rebuild gives the whole new
+			// definition, and a migration's text is frozen, never derived
+			// from a schema file.
 			return sqliteRebuild(ctx, tx, "topics", `CREATE TABLE topics_new (
   id         INTEGER PRIMARY KEY AUTOINCREMENT,
   kind       INTEGER NOT NULL CHECK (kind IN (1, 2)),
@@ -1033,8 +1045,10 @@ func TestMigrateSQLiteRebuild(t *testing.T) {
   creator_id INTEGER NULL,
   last_seq   INTEGER NOT NULL DEFAULT 0,
   created_ms INTEGER NOT NULL,
+  private    INTEGER NOT NULL DEFAULT 0,
+  name_fold  TEXT NULL,
   UNIQUE (pair_lo, pair_hi)
-)`, `INSERT INTO topics_new SELECT * FROM topics`)
+)`, `INSERT INTO topics_new SELECT * FROM topics`, `CREATE INDEX topics_find ON topics (kind, private, id)`)
 		},
 	}
 	list := withMigrations(rebuild)
@@ -1043,7 +1057,7 @@ func TestMigrateSQLiteRebuild(t *testing.T) {
 	if got := dumpRows(t, s.db, `SELECT id, name FROM users`); !slices.Equal(got, []string{`"1"|"user0"`, `"2"|"user1"`}) {
 		t.Fatalf("users after the rebuild: %q", got)
 	}
-	if n := count(t, s.db, `SELECT COUNT(*) FROM sqlite_master WHERE name IN ('users_created', 'users_new', 'topics_new')`); n != 1 {
+	if n := count(t, s.db, `SELECT COUNT(*) FROM sqlite_master WHERE name IN ('users_created', 'topics_find', 'users_new', 'topics_new')`); n != 2 {
 		t.Fatalf("after the rebuild: the index missing or a _new table left (%d)", n)
 	}
 	u, err := s.CreateUser(ctx, "user3", []byte("h"))

@@ -26,22 +26,31 @@ type Message struct {
 	Seq   int64 // position within the topic; never sent
 }
 
-// Role is a member's role within a topic, as the store keeps it.
+// Role is a member's role within a topic, as the store keeps it. The
+// numbers are stored (members.role): append, never renumber.
 type Role uint8
 
 const (
 	RolePeer    Role = iota // one side of a private conversation
 	RoleMember              // a group member
 	RoleCreator             // the group's creator
+	RoleAdmin               // a group admin, named by the creator
 )
 
 // Wire is the role as a member's "role" field.
 func (r Role) Wire() wire.Role {
-	if r == RoleCreator {
+	switch r {
+	case RoleCreator:
 		return wire.RoleCreator
+	case RoleAdmin:
+		return wire.RoleAdmin
 	}
 	return wire.RoleMember
 }
+
+// manages reports whether the role may invite to a private group, kick,
+// and update the group: the creator's and an admin's.
+func (r Role) manages() bool { return r == RoleCreator || r == RoleAdmin }
 
 // messagePush is the frame pushed to each recipient of m. backlog marks a
 // message pushed from the pending backlog (at login, or after the cluster
@@ -78,6 +87,10 @@ type wireRequest struct {
 	IDs      json.RawMessage
 	Device   json.RawMessage
 	All      json.RawMessage
+	User     json.RawMessage
+	Role     json.RawMessage
+	Private  json.RawMessage
+	Query    json.RawMessage
 }
 
 // scan fills w from a line that json.Valid accepted and that starts with
@@ -141,6 +154,14 @@ func (w *wireRequest) set(key []byte, v json.RawMessage) {
 		w.Device = v
 	case "all":
 		w.All = v
+	case "user":
+		w.User = v
+	case "role":
+		w.Role = v
+	case "private":
+		w.Private = v
+	case "query":
+		w.Query = v
 	}
 }
 
@@ -160,6 +181,7 @@ func (w *wireRequest) fill(m map[string]json.RawMessage) {
 	w.Group, w.Friend, w.Desc, w.Limit = m["group"], m["friend"], m["desc"], m["limit"]
 	w.With, w.Before, w.After, w.IDs = m["with"], m["before"], m["after"], m["ids"]
 	w.Device, w.All = m["device"], m["all"]
+	w.User, w.Role, w.Private, w.Query = m["user"], m["role"], m["private"], m["query"]
 }
 
 // Request is one decoded frame. Type is empty when the frame had no usable
@@ -241,19 +263,6 @@ func optStr(raw json.RawMessage, field string) (s string, ok bool, perr *ProtoEr
 		return "", false, protoErr(wire.CodeBadRequest, "%q must not be empty", field)
 	}
 	return s, true, nil
-}
-
-// optBool returns an optional boolean field, false when absent.
-func optBool(raw json.RawMessage, field string) (bool, *ProtoError) {
-	switch {
-	case !present(raw):
-		return false, nil
-	case bytes.Equal(raw, []byte("true")):
-		return true, nil
-	case bytes.Equal(raw, []byte("false")):
-		return false, nil
-	}
-	return false, protoErr(wire.CodeBadRequest, "%q must be true or false", field)
 }
 
 // optInt returns an optional integer field; ok is false when it is absent.

@@ -664,7 +664,7 @@ func TestOkReply(t *testing.T) {
 			}}},
 			wantKeys: []string{"type", "rid", "ok", "group"},
 			check: func(t *testing.T, f map[string]json.RawMessage) {
-				want := `{"id":3,"name":"gophers","desc":"<b>&</b>","members":[` +
+				want := `{"id":3,"name":"gophers","desc":"<b>&</b>","private":false,"members":[` +
 					`{"id":1,"name":"a","role":"creator","online":true},` +
 					`{"id":2,"name":"b","role":"member","online":false}]}`
 				if got := string(f["group"]); got != want {
@@ -677,7 +677,7 @@ func TestOkReply(t *testing.T) {
 			result:   groupResult{Group{ID: 4, Name: "empty", Members: []Member{}}},
 			wantKeys: []string{"type", "rid", "ok", "group"},
 			check: func(t *testing.T, f map[string]json.RawMessage) {
-				if got := string(f["group"]); got != `{"id":4,"name":"empty","desc":"","members":[]}` {
+				if got := string(f["group"]); got != `{"id":4,"name":"empty","desc":"","private":false,"members":[]}` {
 					t.Errorf("group %s", got)
 				}
 			},

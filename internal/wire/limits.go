@@ -17,6 +17,8 @@ const (
 	DefaultOnline     = 100
 	MaxOnline         = 1000
 	MaxAckIDs         = 10000
+	DefaultFindGroups = 20
+	MaxFindGroups     = 100
 )
 
 // ValidName reports whether s may be a user name: 1-32 code points, each a

@@ -32,7 +32,17 @@ type Group struct {
 	ID      int64    `json:"id"`
 	Name    string   `json:"name"`
 	Desc    string   `json:"desc"`
+	Private bool     `json:"private"`
 	Members []Member `json:"members"`
+}
+
+// GroupInfo is a group without its members, where the wire says "group
+// without members" (the invited push, find_groups).
+type GroupInfo struct {
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Desc    string `json:"desc"`
+	Private bool   `json:"private"`
 }
 
 // Message is a chat message. Exactly one of To and Group is set.
