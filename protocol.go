@@ -76,6 +76,9 @@ type wireRequest struct {
 	Before   json.RawMessage
 	After    json.RawMessage
 	IDs      json.RawMessage
+	User     json.RawMessage // block, unblock
+	Old      json.RawMessage // change_password
+	New      json.RawMessage // change_password
 }
 
 // scan fills w from a line that json.Valid accepted and that starts with
@@ -135,6 +138,12 @@ func (w *wireRequest) set(key []byte, v json.RawMessage) {
 		w.After = v
 	case "ids":
 		w.IDs = v
+	case "user":
+		w.User = v
+	case "old":
+		w.Old = v
+	case "new":
+		w.New = v
 	}
 }
 
@@ -153,6 +162,7 @@ func (w *wireRequest) fill(m map[string]json.RawMessage) {
 	w.ID, w.To, w.Text, w.CID = m["id"], m["to"], m["text"], m["cid"]
 	w.Group, w.Friend, w.Desc, w.Limit = m["group"], m["friend"], m["desc"], m["limit"]
 	w.With, w.Before, w.After, w.IDs = m["with"], m["before"], m["after"], m["ids"]
+	w.User, w.Old, w.New = m["user"], m["old"], m["new"]
 }
 
 // Request is one decoded frame. Type is empty when the frame had no usable
