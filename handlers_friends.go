@@ -66,9 +66,10 @@ func handleAddFriend(ctx context.Context, c *conn, r *Request) response {
 }
 
 // otherUser finds the user a request names by friendArgs or blockArgs,
-// who must not be the caller.
+// who must not be the caller. From the store: these requests change
+// nothing for a deleted account, so nothing else would refuse one.
 func (s *Server) otherUser(ctx context.Context, c *conn, ref userRef) (User, error) {
-	u, err := s.lookup(ctx, ref)
+	u, err := s.lookupFresh(ctx, ref)
 	if err != nil {
 		return User{}, err
 	}
