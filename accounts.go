@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Accounts and friendships in the store.
+// Accounts and friendships in the store (requests, blocks and deletions:
+// people.go).
 
 // Account is a user with its password hash, for login.
 type Account struct {
@@ -58,23 +59,6 @@ func (s *Store) Account(ctx context.Context, name string, id int64) (Account, er
 		return Account{}, ErrNoSuchUser
 	}
 	return a, s.wrap("account", err)
-}
-
-// AddFriend makes a and b friends both ways. created is false when they
-// already were.
-func (s *Store) AddFriend(ctx context.Context, a, b int64) (created bool, err error) {
-	err = s.inTx(ctx, "add_friend", func(tx sqlTx) error {
-		now := nowMS()
-		res, err := tx.ExecContext(ctx, s.d.insertIgnore+
-			` INTO friends (user_id, friend_id, created_ms) VALUES (?, ?, ?), (?, ?, ?)`, a, b, now, b, a, now)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		created = n > 0
-		return err
-	})
-	return created, err
 }
 
 // Friends lists u's friends by id.

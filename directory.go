@@ -13,8 +13,9 @@ import (
 // deletes it, and a node whose chat to it the store refused, remember it
 // as deleted here; any other node still finds it live, and the store
 // refuses what must be refused: a chat (its pair topic is closed, read
-// where the storing transaction locks the topic anyway), a new pair topic,
-// add_friend and block (they lock the user's row). whois reads the store.
+// where the storing transaction locks the topic anyway), a new pair topic
+// and add_friend (they lock the user's row). whois, decline_friend,
+// remove_friend, block and unblock read the user from the store.
 type directory struct {
 	store  *Store
 	users  sync.Map // int64 -> dirUser

@@ -37,8 +37,8 @@ func friendArgs(c *conn, r *Request) (userRef, *ProtoError) { return refArgs(r, 
 
 // lookup finds the live user a request names. By id it answers from the
 // directory, which may not know yet of a deletion on another node: use it
-// where the store checks again (add_friend, block) or where a deleted
-// account does no harm.
+// where the store checks again (add_friend) or where a deleted account does
+// no harm; else lookupFresh.
 func (s *Server) lookup(ctx context.Context, ref userRef) (User, error) {
 	if !ref.byName {
 		return s.dir.user(ctx, ref.id)
