@@ -7,12 +7,17 @@ import (
 	"time"
 )
 
-// Accounts and friendships in the store.
+// Accounts and friendships in the store (requests, blocks and deletions:
+// people.go).
 
 // Account is a user with its password hash, for login.
 type Account struct {
 	User
 	Hash []byte
+	// Deleted: the account was deleted (delete_account). Its row stays, so
+	// that its name is never given again and its messages keep a sender;
+	// to everything else it is no user.
+	Deleted bool
 }
 
 // CreateUser stores a new user; ErrNameTaken when the name exists.
@@ -38,38 +43,22 @@ func (s *Store) CreateUser(ctx context.Context, name string, hash []byte) (User,
 	return User{ID: id, Name: name}, nil
 }
 
-// Account looks a user up by name (when name is not empty) or id.
+// Account looks a user up by name (when name is not empty) or id, deleted
+// accounts included (Deleted tells).
 func (s *Store) Account(ctx context.Context, name string, id int64) (Account, error) {
 	defer s.observe("account", time.Now())
 	var row *sql.Row
 	if name != "" {
-		row = s.db.QueryRowContext(ctx, `SELECT id, name, password_hash FROM users WHERE name = ?`, name)
+		row = s.db.QueryRowContext(ctx, `SELECT id, name, password_hash, deleted FROM users WHERE name = ?`, name)
 	} else {
-		row = s.db.QueryRowContext(ctx, `SELECT id, name, password_hash FROM users WHERE id = ?`, id)
+		row = s.db.QueryRowContext(ctx, `SELECT id, name, password_hash, deleted FROM users WHERE id = ?`, id)
 	}
 	var a Account
-	err := row.Scan(&a.ID, &a.Name, &a.Hash)
+	err := row.Scan(&a.ID, &a.Name, &a.Hash, &a.Deleted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Account{}, ErrNoSuchUser
 	}
 	return a, s.wrap("account", err)
-}
-
-// AddFriend makes a and b friends both ways. created is false when they
-// already were.
-func (s *Store) AddFriend(ctx context.Context, a, b int64) (created bool, err error) {
-	err = s.inTx(ctx, "add_friend", func(tx sqlTx) error {
-		now := nowMS()
-		res, err := tx.ExecContext(ctx, s.d.insertIgnore+
-			` INTO friends (user_id, friend_id, created_ms) VALUES (?, ?, ?), (?, ?, ?)`, a, b, now, b, a, now)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		created = n > 0
-		return err
-	})
-	return created, err
 }
 
 // Friends lists u's friends by id.

@@ -415,17 +415,26 @@ func TestFriendsAndPresence(t *testing.T) {
 		ts := startServer(t, db)
 		a := newUser(t, ts.addr, "fa")
 		b := newUser(t, ts.addr, "fb")
-		f := a.must("add_friend", map[string]any{"friend": b.user}).obj("friend")
-		if f.num("id") != b.user || f["online"] != true {
-			t.Fatalf("add_friend reply: %v", f)
+		// a asks, b accepts (friends_test.go tests the requests further)
+		ask := a.must("add_friend", map[string]any{"friend": b.user})
+		if f := ask.obj("friend"); f.num("id") != b.user || f["online"] != true || ask.str("status") != "requested" {
+			t.Fatalf("add_friend reply: %v", ask)
 		}
-		added := b.push("friend_added", 5*time.Second).obj("friend")
-		if added.num("id") != a.user {
+		if u := b.push("friend_request", 5*time.Second).obj("user"); u.num("id") != a.user {
+			t.Fatalf("friend_request: %v", u)
+		}
+		if st := b.must("add_friend", map[string]any{"friend": a.user}).str("status"); st != "friends" {
+			t.Fatalf("accepting: status %q", st)
+		}
+		added := a.push("friend_added", 5*time.Second).obj("friend")
+		if added.num("id") != b.user {
 			t.Fatalf("friend_added: %v", added)
 		}
 		// again, by name, is fine and pushes nothing
 		bname := b.must("whois", map[string]any{"id": b.user}).obj("user").str("name")
-		a.must("add_friend", map[string]any{"name": bname})
+		if st := a.must("add_friend", map[string]any{"name": bname}).str("status"); st != "friends" {
+			t.Fatalf("add_friend of a friend: status %q", st)
+		}
 		b.quiet("friend_added", 200*time.Millisecond)
 		fl := b.must("friends", nil).list("friends")
 		if len(fl) != 1 || fl[0].num("id") != a.user || fl[0]["online"] != true {
@@ -464,7 +473,7 @@ func TestKick(t *testing.T) {
 		ts := startServer(t, db)
 		a := newUser(t, ts.addr, "kick")
 		friend := newUser(t, ts.addr, "watcher")
-		friend.must("add_friend", map[string]any{"friend": a.user})
+		befriend(t, friend, a)
 		a2, _ := loginAs(t, ts.addr, a.user)
 		got := a.closed(5 * time.Second)
 		if len(got) == 0 || got[len(got)-1].str("type") != "kicked" || got[len(got)-1].str("reason") == "" {
@@ -798,7 +807,7 @@ func TestRestartDurability(t *testing.T) {
 		ts := startServer(t, db)
 		a := newUser(t, ts.addr, "dura")
 		b := newUser(t, ts.addr, "durb")
-		a.must("add_friend", map[string]any{"friend": b.user})
+		befriend(t, a, b)
 		g := a.must("create_group", map[string]any{"name": "durable", "desc": "d"}).obj("group").num("id")
 		b.must("join_group", map[string]any{"group": g})
 		b.must("logout", nil)

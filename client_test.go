@@ -198,11 +198,12 @@ func TestClientSession(t *testing.T) {
 	b.expect(`^ok login ` + bn)
 
 	// friends, by name and with the seed project's command by id
+	// (a request first: a's friend_added comes when b accepts)
 	a.send("/add " + bn)
 	a.expect(`^ok friend ` + bn + ` \(id \d+\) \(online\)$`)
-	b.expect(`^friend ` + an + ` \(id \d+\) added you$`)
 	b.send("addfriend:" + strconv.FormatInt(aid, 10))
 	b.expect(`^ok friend ` + an)
+	a.expect(`^friend ` + bn + ` \(id \d+\) added you$`)
 	a.send("/friends")
 	a.expect(`^friends: ` + bn + ` \(online\)$`)
 

@@ -338,11 +338,9 @@ func TestClusterCrossNode(t *testing.T) {
 	b := newUser(t, n2, "xb")
 	c := newUser(t, n3, "xc")
 
-	// friend_added reaches the other side on another node.
-	a.must("add_friend", map[string]any{"friend": b.user})
-	clusterWaitPush(t, b, "friend_added", clusterUserIs("friend", a.user), within)
-	a.must("add_friend", map[string]any{"friend": c.user})
-	clusterWaitPush(t, c, "friend_added", clusterUserIs("friend", a.user), within)
+	// friend_request and friend_added reach the other side on another node.
+	befriend(t, a, b)
+	befriend(t, a, c)
 
 	// Private chats in every direction, pushed live.
 	for _, p := range []struct{ from, to *testClient }{{a, b}, {b, c}, {c, a}, {b, a}, {c, b}, {a, c}} {
@@ -414,8 +412,7 @@ func TestClusterCrossNode(t *testing.T) {
 	// A second login on another node kicks the first session, without any
 	// presence flapping for the user's friends.
 	k := newUser(t, n1, "xk")
-	a.must("add_friend", map[string]any{"friend": k.user})
-	clusterWaitPush(t, k, "friend_added", clusterUserIs("friend", a.user), within)
+	befriend(t, a, k)
 	a.quiet("presence", 300*time.Millisecond)
 	k2, _ := loginAs(t, n2, k.user)
 	got := k.closed(within)
@@ -985,7 +982,7 @@ func TestClusterKillNode(t *testing.T) {
 	for range 3 {
 		victims = append(victims, newUser(t, n1, "kv"))
 	}
-	watcher.must("add_friend", map[string]any{"friend": victims[1].user})
+	befriend(t, watcher, victims[1])
 
 	tr := newClusterTraffic(20 * time.Millisecond)
 	ids := clusterUsers(t, n2, "kt", 12)

@@ -429,26 +429,13 @@ func TestTypingGate(t *testing.T) {
 	}
 }
 
-// devicesBuilt reports whether the server keeps several sessions of a user
-// (sessions is a request type): the tests of the reader's other sessions
-// need it.
-func devicesBuilt(t *testing.T, c *testClient) bool {
-	t.Helper()
-	return c.req("sessions", nil).code() != "unknown_type"
-}
-
 // TestReadOtherSessions: a read goes to the reader's other sessions, with
-// the other side as with. LEAD: it needs devices (a second login on
-// another device that keeps the first): until then it skips; once
-// sessions is a request type it runs, nothing to change.
+// the other side as with.
 func TestReadOtherSessions(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, db string) {
 		ts := startServer(t, db)
 		alice := newUser(t, ts.addr, "coa")
-		if !devicesBuilt(t, alice) {
-			t.Skip("needs devices: runs once a user may have several sessions")
-		}
 		bob := newUser(t, ts.addr, "cob")
 		laptop := loginDevice(t, ts.addr, alice.user, "laptop")
 		g := bob.must("create_group", map[string]any{"name": "others"}).obj("group").num("id")
@@ -508,10 +495,6 @@ func TestConvCluster(t *testing.T) {
 	}
 
 	// The reader's other session on another node (needs devices).
-	if !devicesBuilt(t, alice) {
-		t.Log("devices not built: the reader's other session across nodes is not checked")
-		return
-	}
 	other := loginDevice(t, nodes[2].addr, alice.user, "laptop")
 	m2 := msgID(bob.must("chat", map[string]any{"to": alice.user, "text": "again"}))
 	alice.must("read", map[string]any{"with": bob.user, "id": m2})
@@ -531,5 +514,47 @@ func TestConvCommands(t *testing.T) {
 	}
 	if typingInterval != time.Second {
 		t.Errorf("typing interval %v: the contract says one a second", typingInterval)
+	}
+}
+
+// checkReadMarks checks the read marks migration on what fillThroughStore
+// wrote into a version 1 database: each member's read mark starts at its
+// ack mark (what was received counts as read), and conversations and read
+// work on the upgraded store.
+func checkReadMarks(t *testing.T, dbURL string) {
+	db, _ := openTestDB(t, dbURL)
+	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE read_seq <> acked_seq`); n != 0 {
+		t.Errorf("%d members without their read_seq backfilled", n)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM members WHERE read_seq > 0`); n != 2 {
+		t.Errorf("%d read marks above 0, want 2 (bob's private, alice's group)", n)
+	}
+	s := openTestStore(t, dbURL, withMigrations(migrationV2()))
+	ctx := context.Background()
+	id := func(q string, args ...any) int64 {
+		t.Helper()
+		return int64(count(t, db, q, args...))
+	}
+	alice, bob := id(`SELECT id FROM users WHERE name = 'alice'`), id(`SELECT id FROM users WHERE name = 'bob'`)
+	pair := id(`SELECT id FROM topics WHERE pair_lo = ? AND pair_hi = ?`, alice, bob)
+	g := id(`SELECT id FROM topics WHERE name = 'upgraders'`)
+	private := dumpRows(t, db, fmt.Sprintf(`SELECT id FROM messages WHERE topic_id = %d`, pair))
+	first := id(`SELECT id FROM messages WHERE topic_id = ? AND seq = 1`, pair)
+	last := id(`SELECT id FROM messages WHERE topic_id = ? AND seq = 3`, pair)
+	convs, err := s.Conversations(ctx, bob, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bob acked the first private message (and the third, out of order):
+	// read up to the first, two unread; nothing of the group acked.
+	if len(convs) != 2 || convs[0].Group == nil || convs[0].Group.ID != g || convs[0].Read != 0 || convs[0].Unread != 2 ||
+		convs[1].With == nil || convs[1].With.ID != alice || convs[1].Read != first || convs[1].Unread != 2 || convs[1].Last.ID != last {
+		t.Fatalf("bob's conversations after the upgrade (private messages %v): %+v", private, convs)
+	}
+	if moved, err := s.MarkRead(ctx, bob, pair, last); err != nil || !moved {
+		t.Fatalf("read after the upgrade: %v %v", moved, err)
+	}
+	if moved, err := s.MarkRead(ctx, bob, pair, first); err != nil || moved {
+		t.Fatalf("a read mark moved back: %v %v", moved, err)
 	}
 }

@@ -365,10 +365,7 @@ func TestEditOtherSessions(t *testing.T) {
 		bob.must("join_group", map[string]any{"group": g})
 		alice2, both := otherSession(t, ts.addr, alice1)
 		if !both {
-			// TODO(lead): once devices are built, a second login on
-			// another device keeps the first session, and this test
-			// checks its copies; until then it checks the rest.
-			t.Log("a second login took over the first: the other-session copies are not checked")
+			t.Fatal("a second login on another device took over the first")
 		}
 		id := alice2.must("chat", map[string]any{"to": bob.user, "text": "from the laptop"}).obj("message").num("id")
 		gm := alice2.must("group_chat", map[string]any{"group": g, "text": "to the group"}).obj("message").num("id")
@@ -451,9 +448,7 @@ func TestEditCluster(t *testing.T) {
 	carol2.must("delete_message", map[string]any{"id": cm})
 	bob.push("deleted", 5*time.Second)
 	if !both {
-		// TODO(lead): checked once devices keep both sessions.
-		t.Log("a second login took over the first: the other-session copies are not checked")
-		return
+		t.Fatal("a second login on another device took over the first")
 	}
 	carol.push("edited", 5*time.Second)
 	if d := carol.push("deleted", 5*time.Second); d.num("id") != cm || d.num("with") != bob.user {

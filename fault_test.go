@@ -536,7 +536,7 @@ func faultScenario(t *testing.T, serverDB, directDB string, down, up func()) {
 
 	a := newUser(t, ts.addr, "fa")
 	b := newUser(t, ts.addr, "fb")
-	a.must("add_friend", map[string]any{"friend": b.user})
+	befriend(t, a, b)
 	g := a.must("create_group", map[string]any{"name": "outage"}).obj("group").num("id")
 	var toB []int64 // messages to b acknowledged ok
 	for i := range 5 {

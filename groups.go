@@ -191,6 +191,15 @@ func (s *Store) PairTopic(ctx context.Context, a, b int64, create bool) (int64, 
 		return t, s.wrap("pair topic", err)
 	}
 	err = s.inTx(ctx, "create_pair", func(tx sqlTx) error {
+		// Under the users' locks, which a deletion takes too: a pair is
+		// never opened with an account being deleted.
+		live, err := s.lockUsers(ctx, tx, lo, hi)
+		if err != nil {
+			return err
+		}
+		if !live[lo] || !live[hi] {
+			return ErrNoSuchUser
+		}
 		now := nowMS()
 		if _, err := tx.ExecContext(ctx, s.d.insertIgnore+` INTO topics (kind, pair_lo, pair_hi, last_seq, created_ms)
 			VALUES (?, ?, ?, 0, ?)`, topicPrivate, lo, hi, now); err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -829,5 +831,45 @@ func TestGroupsV2Commands(t *testing.T) {
 		if !ok || !cmd.auth || cmd.check == nil || cmd.cost != cost || cmd.deferred {
 			t.Errorf("%s: %+v, want auth, a check and cost %v", typ, cmd, cost)
 		}
+	}
+}
+
+// checkUpgradeGroups checks migration "private groups, invitations and
+// kicks" on an upgraded database: the group from before is public, its
+// name folded for find_groups, and invitations and kicks work on it.
+func checkUpgradeGroups(t *testing.T, s *Store, db *sql.DB, alice, bob int64) {
+	t.Helper()
+	ctx := context.Background()
+	var g, carol int64
+	if err := db.QueryRow(`SELECT id FROM topics WHERE kind = ?`, topicGroup).Scan(&g); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT user_id FROM members WHERE topic_id = ? AND user_id NOT IN (?, ?)`, g, alice, bob).Scan(&carol); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM topics WHERE kind = ? AND private = 0 AND name_fold = ?`, topicGroup, foldName("upgraders")); n != 1 {
+		t.Fatalf("%d public groups with their name folded, want 1", n)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM topics WHERE kind = ? AND name_fold IS NOT NULL`, topicPrivate); n != 0 {
+		t.Fatalf("%d private conversations with a name_fold", n)
+	}
+	found, err := s.FindGroups(ctx, "GRADE", 10)
+	if err != nil || len(found) != 1 || found[0].ID != g || found[0].Count != 3 || found[0].Private {
+		t.Fatalf("find_groups after the upgrade: %+v %v", found, err)
+	}
+	if err := s.KickMember(ctx, g, alice, carol); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.JoinGroup(ctx, g, carol); !errors.Is(err, errJoinKicked) {
+		t.Fatalf("a kicked member joining: %v", err)
+	}
+	if _, invited, err := s.Invite(ctx, g, alice, carol); err != nil || !invited {
+		t.Fatalf("invite: %v %v", invited, err)
+	}
+	if joined, err := s.JoinGroup(ctx, g, carol); err != nil || !joined {
+		t.Fatalf("join on an invitation: %v %v", joined, err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM invitations`) + count(t, db, `SELECT COUNT(*) FROM kicks`); n != 0 {
+		t.Fatalf("%d invitations and kicks left after the join", n)
 	}
 }

@@ -48,7 +48,8 @@ var commands map[string]command
 //   - ack 0.1: a client acks a batch every 100 ms or so. Acks may overdraw:
 //     a user whose chats emptied the bucket still acks what comes in, or it
 //     would all come again at the next login.
-//   - whois 1: a cached lookup and a presence check.
+//   - whois 1: a point lookup in the store (not the directory: a deleted
+//     account must be no user on every node at once) and a presence check.
 //   - friends, groups, history 2: reads of up to a few hundred rows, the
 //     presence of each user in them, a reply of up to a megabyte.
 //   - add_friend, create_group, join_group, leave_group 5: a write
@@ -67,6 +68,12 @@ var commands map[string]command
 //     same (delete_group's transaction deletes the group's history too,
 //     but only its creator can send it, once); find_groups 2: a read of up
 //     to 100 groups.
+//   - decline_friend, remove_friend, block, unblock 5: a write transaction
+//     and pushes to both users' sessions, like add_friend; friend_requests,
+//     blocks 2: reads, like friends. change_password, delete_account 5:
+//     writes with pushes to every session of the user (and, for a
+//     deletion, to its friends and groups); the password check in them is
+//     throttled apart, like a login's.
 //   - ping, logout 0: nothing that costs. register and login are throttled
 //     apart, per address and per account (throttle.go): no user is known
 //     before them.
@@ -102,6 +109,16 @@ func init() {
 		"update_group":   {handle: handleUpdateGroup, auth: true, check: fields(updateGroupArgs), cost: 5},
 		"delete_group":   {handle: handleDeleteGroup, auth: true, check: fields(groupArg), cost: 5},
 		"find_groups":    {handle: handleFindGroups, auth: true, check: fields(findGroupsArgs), cost: 2},
+		// Friend requests, blocks, the account (handlers_friends.go,
+		// handlers_blocks.go, handlers_password.go).
+		"decline_friend":  {handle: handleDeclineFriend, auth: true, check: fields(friendArgs), cost: 5},
+		"remove_friend":   {handle: handleRemoveFriend, auth: true, check: fields(friendArgs), cost: 5},
+		"friend_requests": {handle: handleFriendRequests, auth: true, cost: 2},
+		"block":           {handle: handleBlock, auth: true, check: fields(blockArgs), cost: 5},
+		"unblock":         {handle: handleUnblock, auth: true, check: fields(blockArgs), cost: 5},
+		"blocks":          {handle: handleBlocks, auth: true, cost: 2},
+		"change_password": {handle: handleChangePassword, auth: true, check: fields(changePasswordArgs), cost: 5},
+		"delete_account":  {handle: handleDeleteAccount, auth: true, check: fields(deleteAccountArgs), cost: 5},
 	}
 }
 

@@ -70,7 +70,7 @@ func (s *Server) dummyHash() []byte {
 	return s.dummy
 }
 
-// login {name | id, password} -> {user, friends, groups}, then the backlog
+// login {name | id, password} -> {user, friends, groups, requests}, then the backlog
 func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	name, byName, perr := optStr(r.f.Name, "name")
 	if perr != nil {
@@ -111,6 +111,10 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	if err != nil {
 		return fail(err)
 	}
+	requests, blockedBy, err := srv.store.LoginPeople(ctx, acct.ID)
+	if err != nil {
+		return fail(err)
+	}
 	// Before the claim, so that a failure leaves no session behind; the
 	// user counts as online already.
 	if err := srv.markOnline(ctx, acct.ID, friends, groups); err != nil {
@@ -120,15 +124,19 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	if err != nil {
 		return fail(err)
 	}
+	for _, b := range blockedBy {
+		s.setBlockedBy(b, true)
+	}
 	user := acct.User
 	user.Online = wire.Bool(true)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return response{
 		result: struct {
-			User    User    `json:"user"`
-			Friends []User  `json:"friends"`
-			Groups  []Group `json:"groups"`
-		}{user, friends, groups},
+			User     User    `json:"user"`
+			Friends  []User  `json:"friends"`
+			Groups   []Group `json:"groups"`
+			Requests []User  `json:"requests"`
+		}{user, friends, groups, requests},
 		after: func() {
 			c.releasePushes()
 			go func() {
@@ -162,6 +170,9 @@ func (s *Server) checkLogin(ctx context.Context, c *conn, name string, byName bo
 		err = ErrNoSuchUser
 	default:
 		acct, err = s.store.Account(ctx, name, uid)
+		if err == nil && acct.Deleted {
+			acct, err = Account{}, ErrNoSuchUser // throttled and hashed like a name never used
+		}
 	}
 	key := "u" + strconv.FormatInt(acct.ID, 10)
 	switch {

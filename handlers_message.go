@@ -73,6 +73,10 @@ func handleChat(ctx context.Context, c *conn, r *Request) response {
 	if _, err := c.srv.dir.user(ctx, a.to); err != nil {
 		return fail(err)
 	}
+	// From memory: the session learns of blocks as they happen (pushBlockedBy).
+	if s.isBlockedBy(a.to) {
+		return fail(errBlockedByThem)
+	}
 	topic, err := c.srv.dir.pairTopic(ctx, s.user.ID, a.to)
 	if err != nil {
 		return fail(err)
@@ -188,7 +192,8 @@ func handleHistory(ctx context.Context, c *conn, r *Request) response {
 	srv, s := c.srv, c.sess.Load()
 	var topic int64
 	if a.hasWith {
-		if _, err := srv.dir.user(ctx, a.with); err != nil {
+		// A deleted account's conversation stays readable.
+		if _, _, err := srv.dir.anyUser(ctx, a.with); err != nil {
 			return fail(err)
 		}
 		t, err := srv.dir.existingPairTopic(ctx, s.user.ID, a.with)

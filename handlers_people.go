@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 
 	"chat/internal/wire"
 )
 
-// Handlers about other users: whois, add_friend, friends, online.
+// Handlers about other users: whois, friends, online (add_friend and the
+// other friend requests: handlers_friends.go; blocks: handlers_blocks.go).
 
 // userRef is how a request names a user: by "name", or by an id field.
 type userRef struct {
@@ -33,17 +35,39 @@ func refArgs(r *Request, idRaw []byte, idField string) (ref userRef, perr *Proto
 func whoisArgs(c *conn, r *Request) (userRef, *ProtoError)  { return refArgs(r, r.f.ID, "id") }
 func friendArgs(c *conn, r *Request) (userRef, *ProtoError) { return refArgs(r, r.f.Friend, "friend") }
 
-// lookup finds the user a request names.
+// lookup finds the live user a request names. By id it answers from the
+// directory, which may not know yet of a deletion on another node: use it
+// where the store checks again (add_friend) or where a deleted account does
+// no harm; else lookupFresh.
 func (s *Server) lookup(ctx context.Context, ref userRef) (User, error) {
 	if !ref.byName {
 		return s.dir.user(ctx, ref.id)
 	}
-	if !wire.ValidName(ref.name) {
+	return s.freshUser(ctx, ref.name, 0)
+}
+
+// lookupFresh is lookup from the store, also by id: a deleted account is
+// no user on every node at once.
+func (s *Server) lookupFresh(ctx context.Context, ref userRef) (User, error) {
+	if !ref.byName {
+		return s.freshUser(ctx, "", ref.id)
+	}
+	return s.freshUser(ctx, ref.name, 0)
+}
+
+// freshUser reads a live user from the store, by name or else by id, and
+// tells the directory what it found.
+func (s *Server) freshUser(ctx context.Context, name string, id int64) (User, error) {
+	if name != "" && !wire.ValidName(name) || name == "" && id <= 0 {
 		return User{}, ErrNoSuchUser
 	}
-	a, err := s.store.Account(ctx, ref.name, 0)
+	a, err := s.store.Account(ctx, name, id)
 	if err != nil {
 		return User{}, err
+	}
+	if a.Deleted {
+		s.dir.markDeleted(a.ID, a.Name)
+		return User{}, ErrNoSuchUser
 	}
 	s.dir.rememberUser(a.User)
 	return a.User, nil
@@ -65,7 +89,13 @@ func handleWhois(ctx context.Context, c *conn, r *Request) response {
 	if perr != nil {
 		return fail(perr)
 	}
-	u, err := c.srv.lookup(ctx, ref)
+	u, err := c.srv.lookupFresh(ctx, ref)
+	if errors.Is(err, ErrUnavailable) && !ref.byName {
+		// The database is down: the names this node has met still answer.
+		if cached, ok := c.srv.dir.cached(ref.id); ok {
+			u, err = cached, nil
+		}
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -75,39 +105,6 @@ func handleWhois(ctx context.Context, c *conn, r *Request) response {
 	return ok(struct {
 		User User `json:"user"`
 	}{u})
-}
-
-// add_friend {friend | name} -> {friend}
-func handleAddFriend(ctx context.Context, c *conn, r *Request) response {
-	ref, perr := friendArgs(c, r)
-	if perr != nil {
-		return fail(perr)
-	}
-	srv, s := c.srv, c.sess.Load()
-	f, err := srv.lookup(ctx, ref)
-	if err != nil {
-		return fail(err)
-	}
-	if f.ID == s.user.ID {
-		return bad(wire.CodeBadRequest, "you cannot befriend yourself")
-	}
-	created, err := srv.store.AddFriend(ctx, s.user.ID, f.ID)
-	if err != nil {
-		return fail(err)
-	}
-	s.addFriend(f.ID)
-	if created {
-		me := User{ID: s.user.ID, Name: s.user.Name, Online: wire.Bool(true)}
-		srv.router.ToUser(f.ID, &Push{Kind: pushFriendAdded, Ref: s.user.ID, Frame: pushFrame("friend_added", struct {
-			Friend User `json:"friend"`
-		}{me})})
-	}
-	if f, err = srv.withOnline(ctx, f); err != nil {
-		return fail(err)
-	}
-	return ok(struct {
-		Friend User `json:"friend"`
-	}{f})
 }
 
 // friends {} -> {friends}

@@ -106,7 +106,7 @@ func (s *Store) StoreMessages(ctx context.Context, items []*chatItem) {
 // transaction is all or nothing, so one fresh message decides.
 func (s *Store) committed(items []*chatItem) bool {
 	for _, it := range items {
-		if it.dup {
+		if it.dup || it.err != nil {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -182,7 +182,8 @@ func (s *Store) storeMessages(ctx context.Context, tx sqlTx, items []*chatItem, 
 		}
 	}
 	for _, it := range replays {
-		it.msg = seen[senderCID{it.msg.From, it.cid}].msg
+		first := seen[senderCID{it.msg.From, it.cid}]
+		it.msg, it.err = first.msg, first.err
 	}
 	return nil
 }
@@ -239,22 +240,46 @@ func (s *Store) insertMessages(ctx context.Context, tx sqlTx, items []*chatItem)
 		args[i] = t
 	}
 	in := placeholders(len(topics))
-	rows, err := tx.QueryContext(ctx, `SELECT id, last_seq FROM topics`+s.d.byPrimary+` WHERE id IN (`+in+`) ORDER BY id`+s.d.forUpdate, args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, last_seq, closed FROM topics`+s.d.byPrimary+` WHERE id IN (`+in+`) ORDER BY id`+s.d.forUpdate, args...)
 	if err != nil {
 		return err
 	}
 	last := make(map[int64]int64, len(topics))
+	var closed map[int64]bool
 	for rows.Next() {
 		var t, seq int64
-		if err := rows.Scan(&t, &seq); err != nil {
+		var isClosed bool
+		if err := rows.Scan(&t, &seq, &isClosed); err != nil {
 			rows.Close()
 			return err
 		}
 		last[t] = seq
+		if isClosed {
+			if closed == nil {
+				closed = map[int64]bool{}
+			}
+			closed[t] = true
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	if closed != nil {
+		// A private topic closed by a deleted account takes nothing more.
+		// Read under the topic's lock: on every node, whatever its caches.
+		var open []*chatItem
+		for _, it := range items {
+			if closed[it.msg.Topic] {
+				it.err = ErrNoSuchUser
+			} else {
+				open = append(open, it)
+			}
+		}
+		if len(open) == 0 {
+			return nil
+		}
+		return s.insertMessages(ctx, tx, open)
 	}
 	first := make(map[int64]int64, len(topics)) // first new seq per topic
 	for _, t := range topics {

@@ -135,7 +135,52 @@ CREATE TABLE kicks (
 ) WITHOUT ROWID;
 `,
 		mysqlFn: backfillNameFold, sqliteFn: backfillNameFold},
+	{version: 5, name: "friend requests, blocks, deleted accounts", mysql: mysqlPeopleV2, sqlite: sqlitePeopleV2},
 }
+
+// Friend requests, blocks and deleted accounts (people.go). A request is a
+// row from the asker to the asked, dropped when answered; a block is a row
+// from the blocker to the blocked. A deleted account keeps its users row
+// (its name is never given again, its messages keep their sender) with
+// deleted = 1 and no password; its private topics get closed = 1, which the
+// chat's storing transaction reads as it locks the topic: a chat to a
+// deleted account is refused on every node, whatever a node's caches hold.
+const (
+	mysqlPeopleV2 = `CREATE TABLE IF NOT EXISTS friend_requests (
+  from_id    BIGINT NOT NULL,
+  to_id      BIGINT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  PRIMARY KEY (from_id, to_id),
+  KEY friend_requests_to (to_id, from_id)
+) ENGINE=InnoDB;
+CREATE TABLE IF NOT EXISTS blocks (
+  user_id    BIGINT NOT NULL,
+  blocked_id BIGINT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  PRIMARY KEY (user_id, blocked_id),
+  KEY blocks_blocked (blocked_id, user_id)
+) ENGINE=InnoDB;
+ALTER TABLE users ADD COLUMN deleted TINYINT NOT NULL DEFAULT 0;
+ALTER TABLE topics ADD COLUMN closed TINYINT NOT NULL DEFAULT 0;
+`
+	sqlitePeopleV2 = `CREATE TABLE IF NOT EXISTS friend_requests (
+  from_id    INTEGER NOT NULL,
+  to_id      INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (from_id, to_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS friend_requests_to ON friend_requests (to_id, from_id);
+CREATE TABLE IF NOT EXISTS blocks (
+  user_id    INTEGER NOT NULL,
+  blocked_id INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (user_id, blocked_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_blocked ON blocks (blocked_id, user_id);
+ALTER TABLE users ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE topics ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
+`
+)
 
 // v1Tables are version 1's tables and columns. A database with all of
 // them and no schema_migrations was written by a server from before

@@ -91,6 +91,8 @@ type wireRequest struct {
 	Role     json.RawMessage
 	Private  json.RawMessage
 	Query    json.RawMessage
+	Old      json.RawMessage // change_password
+	New      json.RawMessage // change_password
 }
 
 // scan fills w from a line that json.Valid accepted and that starts with
@@ -162,6 +164,10 @@ func (w *wireRequest) set(key []byte, v json.RawMessage) {
 		w.Private = v
 	case "query":
 		w.Query = v
+	case "old":
+		w.Old = v
+	case "new":
+		w.New = v
 	}
 }
 
@@ -182,6 +188,7 @@ func (w *wireRequest) fill(m map[string]json.RawMessage) {
 	w.With, w.Before, w.After, w.IDs = m["with"], m["before"], m["after"], m["ids"]
 	w.Device, w.All = m["device"], m["all"]
 	w.User, w.Role, w.Private, w.Query = m["user"], m["role"], m["private"], m["query"]
+	w.Old, w.New = m["old"], m["new"]
 }
 
 // Request is one decoded frame. Type is empty when the frame had no usable

@@ -55,10 +55,7 @@ func TestClusterInProcess(t *testing.T) {
 		b.must("ack", map[string]any{"ids": []int64{m.num("id")}})
 	}
 	{ // friends and presence across nodes
-		a.must("add_friend", map[string]any{"friend": c.user})
-		if f := c.push("friend_added", 5*time.Second).obj("friend"); f.num("id") != a.user {
-			t.Fatalf("friend_added: %v", f)
-		}
+		befriend(t, a, c) // c gets friend_request, a friend_added, across nodes
 		c.must("logout", nil)
 		if p := a.push("presence", 5*time.Second).obj("user"); p.num("id") != c.user || p["online"] != false {
 			t.Fatalf("presence: %v", p)
@@ -141,10 +138,8 @@ func TestClusterNodeGone(t *testing.T) {
 	a := newUser(t, nodes[0].addr, "gone")
 	z := newUser(t, nodes[0].addr, "lost")
 	b := newUser(t, nodes[1].addr, "stay")
-	b.must("add_friend", map[string]any{"friend": a.user})
-	a.push("friend_added", 5*time.Second)
-	b.must("add_friend", map[string]any{"friend": z.user})
-	z.push("friend_added", 5*time.Second)
+	befriend(t, b, a)
+	befriend(t, b, z)
 
 	// Crash node 1: stop its Redis loops and sockets without releasing.
 	crash := nodes[0].srv

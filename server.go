@@ -297,6 +297,9 @@ func (s *Server) storeChats(items []*chatItem) {
 		close(it.done)
 	}
 	for _, it := range items {
+		if it.msg.To != 0 && errors.Is(it.err, ErrNoSuchUser) {
+			s.dir.markDeleted(it.msg.To, "") // the store found the account deleted
+		}
 		if it.err != nil && it.uncertain {
 			s.uncertain.add(it.msg.ID)
 		}

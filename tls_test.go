@@ -112,8 +112,8 @@ func TestTLSChat(t *testing.T) {
 		a.must("login", map[string]any{"name": an, "password": testPassword})
 		bid := b.must("register", map[string]any{"name": bn, "password": testPassword}).obj("user").num("id")
 		b.must("login", map[string]any{"name": bn, "password": testPassword})
-		a.must("add_friend", map[string]any{"friend": bid})
-		b.push("friend_added", 5*time.Second)
+		a.user, b.user = a.must("whois", map[string]any{"name": an}).obj("user").num("id"), bid
+		befriend(t, a, b)
 		a.must("chat", map[string]any{"to": bid, "text": "hello over TLS", "cid": "t1"})
 		if m := b.messages(1, 5*time.Second)[0]; m.str("text") != "hello over TLS" || m.str("from_name") != an {
 			t.Fatalf("message: %v", m)
