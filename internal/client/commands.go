@@ -593,6 +593,7 @@ func (c *core) sendChat(op *userOp, to, group int64, text string) {
 	} else {
 		fields["to"] = to
 	}
+	c.messageSent(convKey{with: to, group: group})
 	c.request(op, typ, fields, true, func(f *frame) {
 		if !f.OK || f.Message == nil {
 			c.failReply(op, f)

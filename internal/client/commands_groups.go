@@ -9,7 +9,7 @@ func (c *core) cmdInvite(op *userOp, a args) {
 	c.withGroup(op, a.Target, func(gid int64) {
 		fields := userFields("user", a.Who)
 		fields["group"] = gid
-		c.simple(op, "invite", fields, true, "ok invited "+c.refName(a.Who)+" to "+c.names.group(gid))
+		c.simple(op, "invite", fields, true, func() string { return "ok invited " + c.refName(a.Who) + " to " + c.names.group(gid) })
 	})
 }
 
@@ -19,7 +19,7 @@ func (c *core) cmdKick(op *userOp, a args) {
 	c.withGroup(op, a.Target, func(gid int64) {
 		c.withUser(op, a.Who, func(uid int64) {
 			c.simple(op, "kick_member", map[string]any{"group": gid, "user": uid}, false,
-				"ok removed "+c.names.user(uid)+" from "+c.names.group(gid))
+				func() string { return "ok removed " + c.names.user(uid) + " from " + c.names.group(gid) })
 		})
 	})
 }
@@ -29,7 +29,7 @@ func (c *core) cmdRole(op *userOp, a args) {
 	c.withGroup(op, a.Target, func(gid int64) {
 		c.withUser(op, a.Who, func(uid int64) {
 			c.simple(op, "set_role", map[string]any{"group": gid, "user": uid, "role": a.Role}, true,
-				"ok "+c.names.user(uid)+" is now "+a.Role+" of "+c.names.group(gid))
+				func() string { return "ok " + c.names.user(uid) + " is now " + a.Role + " of " + c.names.group(gid) })
 		})
 	})
 }
@@ -61,13 +61,12 @@ func (c *core) cmdSetGroup(op *userOp, a args) {
 // /delgroup GROUP -> delete_group (not repeated after a lost connection)
 func (c *core) cmdDeleteGroup(op *userOp, a args) {
 	c.withGroup(op, a.Target, func(gid int64) {
-		label := c.names.group(gid)
 		c.request(op, "delete_group", map[string]any{"group": gid}, false, func(f *frame) {
 			if !f.OK {
 				c.failReply(op, f)
 				return
 			}
-			c.print(outOK, "ok deleted group %s", label)
+			c.print(outOK, "ok deleted group %s", c.names.group(gid))
 			c.groupGone(gid)
 			c.finish(op, true)
 		})

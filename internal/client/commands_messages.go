@@ -17,7 +17,7 @@ func (c *core) cmdEdit(op *userOp, a args) {
 
 // /del ID -> delete_message (not repeated after a lost connection)
 func (c *core) cmdDelete(op *userOp, a args) {
-	c.simple(op, "delete_message", map[string]any{"id": a.MsgID}, false, "ok deleted ["+itoa(a.MsgID)+"]")
+	c.simple(op, "delete_message", map[string]any{"id": a.MsgID}, false, func() string { return "ok deleted [" + itoa(a.MsgID) + "]" })
 }
 
 // /convs -> conversations: a summary line, then one line a conversation,

@@ -27,22 +27,22 @@ func (c *core) cmdAccept(op *userOp, a args) {
 
 // /decline USER -> decline_friend (not repeated after a lost connection)
 func (c *core) cmdDecline(op *userOp, a args) {
-	c.simple(op, "decline_friend", userFields("friend", a.Target), false, "ok declined "+c.refName(a.Target))
+	c.simple(op, "decline_friend", userFields("friend", a.Target), false, func() string { return "ok declined " + c.refName(a.Target) })
 }
 
 // /unfriend USER -> remove_friend (not repeated after a lost connection)
 func (c *core) cmdUnfriend(op *userOp, a args) {
-	c.simple(op, "remove_friend", userFields("friend", a.Target), false, "ok unfriended "+c.refName(a.Target))
+	c.simple(op, "remove_friend", userFields("friend", a.Target), false, func() string { return "ok unfriended " + c.refName(a.Target) })
 }
 
 // /block USER -> block
 func (c *core) cmdBlock(op *userOp, a args) {
-	c.simple(op, "block", userFields("user", a.Target), true, "ok blocked "+c.refName(a.Target))
+	c.simple(op, "block", userFields("user", a.Target), true, func() string { return "ok blocked " + c.refName(a.Target) })
 }
 
 // /unblock USER -> unblock
 func (c *core) cmdUnblock(op *userOp, a args) {
-	c.simple(op, "unblock", userFields("user", a.Target), true, "ok unblocked "+c.refName(a.Target))
+	c.simple(op, "unblock", userFields("user", a.Target), true, func() string { return "ok unblocked " + c.refName(a.Target) })
 }
 
 // /blocks -> blocks
@@ -61,15 +61,15 @@ func (c *core) cmdBlocks(op *userOp, _ args) {
 }
 
 // simple sends a request whose ok reply carries nothing to show, and
-// prints done when it comes. retry: the request is safe to send again
-// after a lost connection.
-func (c *core) simple(op *userOp, typ string, fields map[string]any, retry bool, done string) {
+// prints done's line when it comes (made then, with the names known by
+// then). retry: the request is safe to send again after a lost connection.
+func (c *core) simple(op *userOp, typ string, fields map[string]any, retry bool, done func() string) {
 	c.request(op, typ, fields, retry, func(f *frame) {
 		if !f.OK {
 			c.failReply(op, f)
 			return
 		}
-		c.out.print(outOK, done)
+		c.out.print(outOK, done())
 		c.finish(op, true)
 	})
 }

@@ -162,7 +162,7 @@ func (u *termUI) askSecrets(in *input) bool {
 	}
 	refuse := func(why string) { in.err = &usageError{cmd: cmd.name, hint: why + "; nothing was sent"} }
 	ask := func(prompt string, dst *string) bool {
-		s, err := u.t.ReadPassword(prompt)
+		s, err := u.readPassword(prompt)
 		*dst = s
 		return err == nil
 	}
@@ -192,21 +192,34 @@ func (u *termUI) askSecrets(in *input) bool {
 	return true
 }
 
+// readPassword reads a password without echo after prompt; meanwhile the
+// core's prompt changes (a typing status) wait, so the question stays.
+func (u *termUI) readPassword(prompt string) (string, error) {
+	u.setAsking(true)
+	defer u.setAsking(false)
+	return u.t.ReadPassword(prompt)
+}
+
 // readAnswer reads one line after question, with echo, kept out of the
 // line history; meanwhile the core's prompt changes wait.
 func (u *termUI) readAnswer(question string) (string, error) {
-	u.mu.Lock()
-	u.asking = true
+	u.setAsking(true)
+	defer u.setAsking(false)
 	u.t.SetPrompt(question)
-	u.mu.Unlock()
 	u.history.skip = true
-	line, err := u.t.ReadLine()
-	u.history.skip = false
+	defer func() { u.history.skip = false }()
+	return u.t.ReadLine()
+}
+
+// setAsking starts or ends a question: its end puts the prompt back as
+// the core last set it.
+func (u *termUI) setAsking(on bool) {
 	u.mu.Lock()
-	u.asking = false
-	u.prompt()
-	u.mu.Unlock()
-	return line, err
+	defer u.mu.Unlock()
+	u.asking = on
+	if !on {
+		u.prompt()
+	}
 }
 
 // plainUI prints one line per event; only the core goroutine calls it.
