@@ -209,7 +209,7 @@ func helpLines() []string {
 			if i == len(cmd.usage)-1 && len(cmd.aliases) > 0 {
 				text += " (also /" + strings.Join(cmd.aliases, ", /") + ")"
 			}
-			lines = append(lines, fmt.Sprintf("  %-26s %s", u.form, text))
+			lines = append(lines, fmt.Sprintf("  %-30s %s", u.form, text))
 		}
 	}
 	lines = append(lines, "the seed project's commands work too:")
@@ -222,7 +222,7 @@ func helpLines() []string {
 		if params != "" {
 			same += " " + strings.ReplaceAll(params, ":", " ")
 		}
-		lines = append(lines, fmt.Sprintf("  %-26s %s", cmd.seed, same))
+		lines = append(lines, fmt.Sprintf("  %-30s %s", cmd.seed, same))
 	}
 	lines = append(lines,
 		"USER is a name or an id (@NAME for a name made of digits); a group ID may be written #ID, and /open, /leave, /g, /history and the commands with GROUP take #NAME for one of your groups",

@@ -645,6 +645,9 @@ func fmtSynced(missed int) string {
 // group as last seen (nil when it was not):
 //
 //	group #3 gophers updated: renamed from gophs; now private; bob is now admin
+//
+// It is "" when both have their members and nothing changed: the echo of
+// a change the user made and saw in its reply.
 func fmtGroupUpdated(old, g *group) string {
 	var changes []string
 	if old != nil {
@@ -675,6 +678,9 @@ func fmtGroupUpdated(old, g *group) string {
 	}
 	head := fmt.Sprintf("group #%d %s updated", g.ID, clean(g.Name))
 	if len(changes) == 0 {
+		if old != nil && old.Members != nil && g.Members != nil {
+			return ""
+		}
 		return head
 	}
 	return head + ": " + strings.Join(changes, "; ")

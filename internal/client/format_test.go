@@ -210,6 +210,8 @@ func TestFormatGroupUpdated(t *testing.T) {
 		{old, group{Group: wire.Group{ID: 3, Name: "gophs", Desc: "Go"}}, // no members in the push: no role compared
 			"group #3 gophs updated"},
 		{nil, group{Group: wire.Group{ID: 3, Name: "gophs"}}, "group #3 gophs updated"},
+		// nothing changed that the client can see: the echo of its own change
+		{old, group{Group: wire.Group{ID: 3, Name: "gophs", Desc: "Go", Members: members(wire.RoleCreator, wire.RoleMember, wire.RoleAdmin)}}, ""},
 		{&group{Group: wire.Group{ID: 3, Name: "gophs"}, Private: true}, group{Group: wire.Group{ID: 3, Name: "gophs"}}, "group #3 gophs updated: now public"},
 	}
 	for _, tt := range tests {

@@ -64,7 +64,9 @@ func (c *core) onPush(f *frame) {
 			line := fmtGroupUpdated(c.names.groups[g.ID], g)
 			c.names.addGroup(g)
 			c.refreshPrompt()
-			c.out.print(outNotice, line)
+			if line != "" {
+				c.out.print(outNotice, line)
+			}
 		}
 		return
 	case "presence", "friend_request", "friend_removed":
