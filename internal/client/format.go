@@ -52,7 +52,9 @@ type frame struct {
 // message is a message as the client reads it: the wire's, and the state
 // version 2 adds. The fields are the client's own rather than
 // wire.Message's so that the client reads them whatever that type holds;
-// being shallower, they win over fields of the same JSON name there.
+// being shallower, they win over fields of the same JSON name there. (The
+// client only decodes messages: wire.Message's MarshalJSON, promoted here,
+// would encode the wire's fields alone.)
 type message struct {
 	wire.Message
 	Edited  int64 `json:"edited"`  // ms: the time of the last edit; 0 if never edited

@@ -62,7 +62,7 @@ func leftOver(fs *fakeServer, typ string) []map[string]any {
 // server says it does not know the request.
 func TestReadMarks(t *testing.T) {
 	fs := newFakeServer(t)
-	in, out, rc := startScripted(t, fs, func(cfg *config) { cfg.readEvery = 300 * time.Millisecond })
+	in, out, rc := startScripted(t, fs, func(cfg *config) { cfg.readEvery = 500 * time.Millisecond })
 	for _, m := range []string{
 		`{"id":5,"from":2,"from_name":"bob","to":1,"text":"a","ts":1}`,
 		`{"id":6,"from":2,"from_name":"bob","to":1,"text":"b","ts":1}`,
