@@ -180,7 +180,8 @@ func clID(t *testing.T, s string) int64 {
 	return n
 }
 
-const clTS = `\d{4}-\d\d-\d\d \d\d:\d\d`
+// clTS matches a message line's time and tag: "2026-11-27 14:03 [981]".
+const clTS = `\d{4}-\d\d-\d\d \d\d:\d\d \[\d+\]`
 
 // Two users register, befriend, chat, group-chat, log out and in again.
 func TestClientSession(t *testing.T) {
@@ -222,7 +223,7 @@ func TestClientSession(t *testing.T) {
 	a.send("/create gophers all things Go")
 	gid := a.expect(`^ok created #(\d+) gophers$`)[1]
 	b.send("addgroup:" + gid)
-	b.expect(`^ok joined #` + gid + ` gophers \[` + an + ` \(online\), ` + bn + ` \(online\)\]$`)
+	b.expect(`^ok joined #` + gid + ` gophers \[` + an + ` \(creator, online\), ` + bn + ` \(online\)\]$`)
 	a.expect(`^member ` + bn + ` joined #` + gid + ` gophers$`)
 	b.send("/g " + gid + " hello gophers")
 	a.expect(`^message ` + clTS + ` ` + bn + ` -> #` + gid + ` gophers: hello gophers$`)
@@ -230,7 +231,7 @@ func TestClientSession(t *testing.T) {
 	b.expect(`^message ` + clTS + ` ` + an + ` -> #` + gid + ` gophers: hi all$`)
 	b.expect(`^message ` + clTS + ` ` + an + ` -> #` + gid + ` gophers: via the open group$`)
 	a.send("/groups", "/who")
-	a.expect(`^groups: #` + gid + ` gophers \[` + an + ` \(online\), ` + bn + ` \(online\)\]$`)
+	a.expect(`^groups: #` + gid + ` gophers \[` + an + ` \(creator, online\), ` + bn + ` \(online\)\]$`)
 	a.expect(`^online \(\d+\): .*` + an)
 
 	// bob leaves; alice writes; bob comes back to the offline messages

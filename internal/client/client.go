@@ -20,6 +20,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 )
@@ -54,6 +55,12 @@ type Options struct {
 	// trust (a private CA, a self-signed certificate); it implies TLS.
 	TLS bool
 	CA  string
+
+	// Device names this client's device in every login (1-64 bytes): a
+	// user has one session a device, and a login on the same device takes
+	// it over. Empty sends none (the protocol's device ""). Run sets it
+	// from -device, by default the host name.
+	Device string
 }
 
 const defaultAddr = "127.0.0.1:6000"
@@ -73,6 +80,8 @@ type config struct {
 	giveUp      time.Duration  // see Options
 	dialTimeout time.Duration  // the TCP connect, and the TLS handshake after it
 	tls         *tls.Config    // nil: plain TCP
+	device      string         // see Options
+	readEvery   time.Duration  // read marks: at most one a conversation this often (read.go)
 }
 
 func (o Options) config() config {
@@ -86,6 +95,8 @@ func (o Options) config() config {
 		backoffMax:  10 * time.Second,
 		giveUp:      2 * time.Minute,
 		dialTimeout: 5 * time.Second,
+		device:      o.Device,
+		readEvery:   time.Second,
 	}
 	if cfg.addr == "" {
 		cfg.addr = defaultAddr
@@ -132,22 +143,27 @@ func (o Options) tlsConfig(addr string) (*tls.Config, error) {
 	return conf, nil
 }
 
-const usageText = `usage: chat-client [-tls] [-ca FILE] [HOST:PORT | HOST PORT]   (default ` + defaultAddr + `)
-  -tls       speak TLS; the server's certificate must be valid for HOST
-  -ca FILE   also trust the PEM root certificate(s) in FILE; implies -tls
+const usageText = `usage: chat-client [-tls] [-ca FILE] [-device NAME] [HOST:PORT | HOST PORT]   (default ` + defaultAddr + `)
+  -tls          speak TLS; the server's certificate must be valid for HOST
+  -ca FILE      also trust the PEM root certificate(s) in FILE; implies -tls
+  -device NAME  this device's name (1-64 bytes; default: the host name): you
+                have one session a device, and a login on the same device
+                takes it over; -device "" sends none
 On a terminal: an interactive prompt; /help lists the commands.
 Otherwise: one command a line on standard input, one line a reply or push on
 standard output; the exit status is 1 if a command failed (see docs/client.md).`
 
 var errHelp = errors.New("help requested")
 
-// parseArgs turns the command line, flags first, into Options.
-func parseArgs(args []string) (Options, error) {
+// parseArgs turns the command line, flags first, into Options;
+// hostname is the default device name.
+func parseArgs(args []string, hostname string) (Options, error) {
 	var opt Options
 	fs := flag.NewFlagSet("chat-client", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&opt.TLS, "tls", false, "")
 	fs.StringVar(&opt.CA, "ca", "", "")
+	fs.StringVar(&opt.Device, "device", deviceName(hostname), "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return opt, errHelp
@@ -157,9 +173,26 @@ func parseArgs(args []string) (Options, error) {
 	if opt.CA != "" {
 		opt.TLS = true
 	}
+	if len(opt.Device) > maxDeviceBytes {
+		return opt, fmt.Errorf("-device: at most %d bytes", maxDeviceBytes)
+	}
 	addr, err := parseAddr(fs.Args())
 	opt.Addr = addr
 	return opt, err
+}
+
+// maxDeviceBytes is the protocol's limit on a device name.
+const maxDeviceBytes = 64
+
+// deviceName is the default device name: the host name, cut to the
+// protocol's limit on a character boundary.
+func deviceName(host string) string {
+	host = strings.ToValidUTF8(host, "")
+	for len(host) > maxDeviceBytes {
+		_, size := utf8.DecodeLastRuneInString(host)
+		host = host[:len(host)-size]
+	}
+	return host
 }
 
 // parseAddr turns the arguments after the flags into an address.
@@ -191,12 +224,13 @@ func parseAddr(args []string) (string, error) {
 }
 
 // Run is the client's main: the command-line arguments ([-tls] [-ca FILE]
-// [HOST:PORT | HOST PORT]) in, the exit status out: 0 when every command
+// [-device NAME] [HOST:PORT | HOST PORT]) in, the exit status out: 0 when every command
 // succeeded, 1 when one failed or the server could not be reached or
 // trusted, or the -ca file is bad (one line on stderr), 2 for bad
 // arguments. Colour is used on a terminal unless NO_COLOR is set.
 func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	opt, err := parseArgs(args)
+	host, _ := os.Hostname()
+	opt, err := parseArgs(args, host)
 	if err == errHelp {
 		fmt.Fprintln(stdout, usageText)
 		return 0
@@ -234,6 +268,9 @@ func run(cfg config, stdin io.Reader, stdout, stderr io.Writer, color bool) int 
 		out = &plainUI{w: stdout}
 	}
 	c := newCore(cfg, out)
+	if tui != nil {
+		c.keys = tui.keys
+	}
 	if err := c.connect(); err != nil {
 		fmt.Fprintf(stderr, "chat: cannot connect to %s: %s\n", cfg.addr, dialErrText(err))
 		return 1

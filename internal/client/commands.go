@@ -25,7 +25,10 @@ type command struct {
 	// client knows that it is logged out, they are answered not_logged_in
 	// without asking the server (core.request).
 	login bool
-	run   func(c *core, op *userOp, a args)
+	// confirm: a terminal asks this question (%s: the user's name) before
+	// the command runs, which runs only on the answer "yes".
+	confirm string
+	run     func(c *core, op *userOp, a args)
 }
 
 // usage is one line of /help: a form of the command and what it does.
@@ -49,8 +52,11 @@ func init() {
 			usage: []usage{{"/register NAME [PASSWORD]", "create an account (the password is asked for when left out)"}}},
 		{name: "login", args: []argKind{argUser, argPassword}, run: (*core).cmdLogin,
 			usage: []usage{{"/login NAME|ID [PASSWORD]", "log in (logged in: /logout first); your friends, groups and missed messages follow"}}},
-		{name: "logout", seed: "loginout", login: true, run: (*core).cmdLogout,
-			usage: []usage{{"/logout", "log out (the connection stays open)"}}},
+		{name: "logout", args: []argKind{argAll}, seed: "loginout", login: true, run: (*core).cmdLogout,
+			usage: []usage{
+				{"/logout", "log out (the connection stays open)"},
+				{"/logout all", "log out here and on every other device"},
+			}},
 		{name: "quit", aliases: []string{"exit"}, run: (*core).cmdQuit,
 			usage: []usage{{"/quit", "leave the client"}}},
 		{name: "msg", args: []argKind{argUser, argText}, seed: "chat:ID:TEXT", login: true, run: (*core).cmdMsg,
@@ -62,24 +68,74 @@ func init() {
 			}},
 		{name: "close", run: (*core).cmdClose,
 			usage: []usage{{"/close", "stop sending plain lines to the open conversation"}}},
+		{name: "edit", args: []argKind{argMsgID, argText}, login: true, run: (*core).cmdEdit,
+			usage: []usage{{"/edit ID TEXT", "change the text of your message ID (the number in [brackets])"}}},
+		{name: "del", aliases: []string{"delete"}, args: []argKind{argMsgID}, login: true, run: (*core).cmdDelete,
+			usage: []usage{{"/del ID", "delete message ID: yours, or any in a group you run"}}},
+		{name: "convs", login: true, run: (*core).cmdConvs,
+			usage: []usage{{"/convs", "your conversations, the latest first, with unread counts and the last message"}}},
+		{name: "history", args: []argKind{argChat, argCount}, login: true, run: (*core).cmdHistory,
+			usage: []usage{
+				{"/history USER|#ID [N]", fmt.Sprintf("the last N messages (default %d, at most %d) with USER or in group ID", historyDefault, wire.MaxHistory)},
+				{"/history USER|#ID [N] after ID", "the first N messages after message ID (before ID: the last N before it)"},
+			}},
 		{name: "friends", login: true, run: (*core).cmdFriends,
 			usage: []usage{{"/friends", "your friends, with who is online"}}},
 		{name: "add", args: []argKind{argUser}, seed: "addfriend:ID", login: true, run: (*core).cmdAdd,
-			usage: []usage{{"/add USER", "add USER as a friend"}}},
+			usage: []usage{{"/add USER", "ask USER to be your friend (or accept USER's request)"}}},
+		{name: "requests", login: true, run: (*core).cmdRequests,
+			usage: []usage{{"/requests", "friend requests not yet answered, to you and from you"}}},
+		{name: "accept", args: []argKind{argUser}, login: true, run: (*core).cmdAccept,
+			usage: []usage{{"/accept USER", "accept USER's friend request"}}},
+		{name: "decline", args: []argKind{argUser}, login: true, run: (*core).cmdDecline,
+			usage: []usage{{"/decline USER", "decline USER's friend request"}}},
+		{name: "unfriend", args: []argKind{argUser}, login: true, run: (*core).cmdUnfriend,
+			usage: []usage{{"/unfriend USER", "end your friendship with USER"}}},
+		{name: "block", args: []argKind{argUser}, login: true, run: (*core).cmdBlock,
+			usage: []usage{{"/block USER", "USER can no longer message you, ask to be your friend or show typing (ends a friendship)"}}},
+		{name: "unblock", args: []argKind{argUser}, login: true, run: (*core).cmdUnblock,
+			usage: []usage{{"/unblock USER", "undo /block"}}},
+		{name: "blocks", login: true, run: (*core).cmdBlocks,
+			usage: []usage{{"/blocks", "the users you blocked"}}},
 		{name: "who", aliases: []string{"online"}, login: true, run: (*core).cmdWho,
 			usage: []usage{{"/who", "users online"}}},
 		{name: "groups", login: true, run: (*core).cmdGroups,
 			usage: []usage{{"/groups", "your groups and their members"}}},
-		{name: "create", args: []argKind{argName, argDesc}, seed: "creategroup:NAME:DESC", login: true, run: (*core).cmdCreate,
-			usage: []usage{{"/create NAME [DESC]", "create a group"}}},
+		{name: "findgroups", args: []argKind{argQuery}, login: true, run: (*core).cmdFindGroups,
+			usage: []usage{{"/findgroups [QUERY]", "public groups whose name contains QUERY"}}},
+		{name: "create", args: []argKind{argPrivate, argName, argDesc}, seed: "creategroup:NAME:DESC", login: true, run: (*core).cmdCreate,
+			usage: []usage{
+				{"/create NAME [DESC]", "create a group"},
+				{"/create -private NAME [DESC]", "create a private group: people join it on your invitation"},
+			}},
 		{name: "join", args: []argKind{argGroupID}, seed: "addgroup:ID", login: true, run: (*core).cmdJoin,
-			usage: []usage{{"/join ID", "join group ID"}}},
+			usage: []usage{{"/join ID", "join group ID (a private one on an invitation)"}}},
 		{name: "leave", args: []argKind{argGroup}, login: true, run: (*core).cmdLeave,
 			usage: []usage{{"/leave ID", "leave group ID"}}},
 		{name: "g", args: []argKind{argGroup, argText}, seed: "groupchat:ID:TEXT", login: true, run: (*core).cmdGroupMsg,
 			usage: []usage{{"/g ID TEXT", "send TEXT to group ID"}}},
-		{name: "history", args: []argKind{argChat, argCount}, login: true, run: (*core).cmdHistory,
-			usage: []usage{{"/history USER|#ID [N]", fmt.Sprintf("the last N messages (default %d, at most %d) with USER or in group ID", historyDefault, wire.MaxHistory)}}},
+		{name: "invite", args: []argKind{argGroup, argMember}, login: true, run: (*core).cmdInvite,
+			usage: []usage{{"/invite GROUP USER", "invite USER to a group (a private one: if you are its creator or an admin)"}}},
+		{name: "kick", args: []argKind{argGroup, argMember}, login: true, run: (*core).cmdKick,
+			usage: []usage{{"/kick GROUP USER", "remove USER from a group you run; USER needs a new invitation to come back"}}},
+		{name: "role", args: []argKind{argGroup, argMember, argRole}, login: true, run: (*core).cmdRole,
+			usage: []usage{{"/role GROUP USER admin|member", "make a member an admin, or a member again (the creator only)"}}},
+		{name: "setgroup", args: []argKind{argGroup, argSetting}, login: true, run: (*core).cmdSetGroup,
+			usage: []usage{
+				{"/setgroup GROUP name NAME", "rename a group you run"},
+				{"/setgroup GROUP desc [DESC]", "set its description (none: remove it)"},
+				{"/setgroup GROUP private", "make it private: people join on an invitation"},
+				{"/setgroup GROUP public", "make it public: anyone may find it and join"},
+			}},
+		{name: "delgroup", args: []argKind{argGroup}, login: true, run: (*core).cmdDeleteGroup,
+			usage: []usage{{"/delgroup GROUP", "delete a group and its history (the creator only)"}}},
+		{name: "sessions", login: true, run: (*core).cmdSessions,
+			usage: []usage{{"/sessions", "where you are logged in (see -device)"}}},
+		{name: "passwd", args: []argKind{argPasswords}, login: true, run: (*core).cmdPasswd,
+			usage: []usage{{"/passwd [OLD NEW]", "change your password (asked for when left out); your other devices are logged out"}}},
+		{name: "delete-account", args: []argKind{argPassword}, login: true, run: (*core).cmdDeleteAccount,
+			confirm: "delete the account %s for good (its name is never given out again)? type yes: ",
+			usage:   []usage{{"/delete-account [PASSWORD]", "delete your account for good (a terminal asks you to confirm)"}}},
 		{name: "help", aliases: []string{"h", "?"}, args: []argKind{argIgnored}, seed: "help", run: (*core).cmdHelp,
 			usage: []usage{{"/help", "this list"}}},
 	}
@@ -99,15 +155,38 @@ func init() {
 	}
 }
 
-// needsPassword reports whether the command takes a password, which a
-// terminal asks for when it is left out.
-func (cmd *command) needsPassword() bool {
-	for _, k := range cmd.args {
-		if k == argPassword {
-			return true
+// secretAt returns the index of the command's password argument, which a
+// terminal asks for when it is left out and the line history drops with
+// what follows; -1 when it has none.
+func (cmd *command) secretAt() int {
+	for i, k := range cmd.args {
+		if k.secret() {
+			return i
 		}
 	}
-	return false
+	return -1
+}
+
+// needsPassword reports whether the command takes a password.
+func (cmd *command) needsPassword() bool { return cmd.secretAt() >= 0 }
+
+// secretMissing reports whether the line left out the password(s) of a
+// command that takes them.
+func (cmd *command) secretMissing(a args) bool {
+	i := cmd.secretAt()
+	return i >= 0 && a.Password == ""
+}
+
+// seedArgs are the arguments of the command's seed form: its slash form's
+// but its options.
+func (cmd *command) seedArgs() []argKind {
+	var kinds []argKind
+	for _, k := range cmd.args {
+		if !k.slashOnly() {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
 }
 
 // sendsText reports whether the command sends a message: its last
@@ -130,7 +209,7 @@ func helpLines() []string {
 			if i == len(cmd.usage)-1 && len(cmd.aliases) > 0 {
 				text += " (also /" + strings.Join(cmd.aliases, ", /") + ")"
 			}
-			lines = append(lines, fmt.Sprintf("  %-26s %s", u.form, text))
+			lines = append(lines, fmt.Sprintf("  %-30s %s", u.form, text))
 		}
 	}
 	lines = append(lines, "the seed project's commands work too:")
@@ -143,10 +222,11 @@ func helpLines() []string {
 		if params != "" {
 			same += " " + strings.ReplaceAll(params, ":", " ")
 		}
-		lines = append(lines, fmt.Sprintf("  %-26s %s", cmd.seed, same))
+		lines = append(lines, fmt.Sprintf("  %-30s %s", cmd.seed, same))
 	}
 	lines = append(lines,
-		"USER is a name or an id (@NAME for a name made of digits); a group ID may be written #ID, and /open, /leave, /g and /history take #NAME for one of your groups",
+		"USER is a name or an id (@NAME for a name made of digits); a group ID may be written #ID, and /open, /leave, /g, /history and the commands with GROUP take #NAME for one of your groups",
+		"a message's ID is the number in [brackets] on its line",
 		"a line not starting with / goes to the open conversation",
 		fmt.Sprintf(`a message (TEXT, or a plain line) is at most %d bytes; end a line with \ to go on on the next (a newline in the text), with \\ to end it in one \`, wire.MaxTextBytes))
 	return lines
@@ -216,7 +296,7 @@ func (c *core) cmdLogin(op *userOp, a args) {
 // loginRequest is the login of /login.
 func (c *core) loginRequest(op *userOp, a args) *request {
 	var r *request
-	r = &request{typ: "login", fields: loginFields(a.Target, a.Password), op: op, retry: true}
+	r = &request{typ: "login", fields: loginFields(a.Target, a.Password, c.cfg.device), op: op, retry: true}
 	r.onReply = func(f *frame) {
 		if !f.OK || f.User == nil {
 			// A failed login leaves the connection logged out.
@@ -228,7 +308,7 @@ func (c *core) loginRequest(op *userOp, a args) *request {
 		c.creds = &creds{target: a.Target, password: a.Password}
 		c.kicked = false
 		c.loggedIn(f, r.sentAt)
-		for _, l := range fmtLogin(f.User, f.Friends, f.Groups) {
+		for _, l := range fmtLogin(f.User, f.Friends, f.Groups, f.Requests) {
 			c.out.print(outOK, l)
 		}
 		if c.open != nil {
@@ -240,9 +320,14 @@ func (c *core) loginRequest(op *userOp, a args) *request {
 	return r
 }
 
-// /logout, loginout -> logout
-func (c *core) cmdLogout(op *userOp, _ args) {
-	c.request(op, "logout", nil, true, func(f *frame) {
+// /logout [all], loginout -> logout
+func (c *core) cmdLogout(op *userOp, a args) {
+	var fields map[string]any
+	done := "ok logout"
+	if a.All {
+		fields, done = map[string]any{"all": true}, "ok logout (every device)"
+	}
+	c.request(op, "logout", fields, true, func(f *frame) {
 		if !f.OK {
 			c.failReply(op, f)
 			return
@@ -250,7 +335,7 @@ func (c *core) cmdLogout(op *userOp, _ args) {
 		c.creds = nil
 		c.setMe(nil)
 		c.setOpen(nil)
-		c.print(outOK, "ok logout")
+		c.print(outOK, "%s", done)
 		c.finish(op, true)
 	})
 }
@@ -308,21 +393,47 @@ func (c *core) cmdFriends(op *userOp, _ args) {
 	})
 }
 
-// /add USER, addfriend:ID -> add_friend
+// /add USER, addfriend:ID -> add_friend: a request, or a friendship
+// when USER had asked already.
 func (c *core) cmdAdd(op *userOp, a args) {
-	fields := map[string]any{"friend": a.Target.ID}
-	if a.Target.ID == 0 {
-		fields = map[string]any{"name": a.Target.Name}
-	}
-	c.request(op, "add_friend", fields, true, func(f *frame) {
+	c.addFriend(op, a.Target, "")
+}
+
+// addFriend sends add_friend for /add and /accept; the reply says whether
+// it made a friendship or a request. notAsked is added to the line of a
+// request (for /accept of someone who had not asked).
+func (c *core) addFriend(op *userOp, r ref, notAsked string) {
+	c.request(op, "add_friend", userFields("friend", r), true, func(f *frame) {
 		if !f.OK || f.Friend == nil {
 			c.failReply(op, f)
 			return
 		}
 		c.names.addUser(f.Friend.ID, f.Friend.Name)
-		c.print(outOK, "ok friend %s (id %d)%s", clean(f.Friend.Name), f.Friend.ID, onlineMark(f.Friend.Online))
+		if f.Status == "requested" {
+			c.print(outOK, "ok friend request sent to %s (id %d)%s", clean(f.Friend.Name), f.Friend.ID, notAsked)
+		} else {
+			c.print(outOK, "ok friend %s (id %d)%s", clean(f.Friend.Name), f.Friend.ID, onlineMark(f.Friend.Online))
+		}
 		c.finish(op, true)
 	})
+}
+
+// userFields names a user in a request: key (the id's field: "friend",
+// "user") or "name".
+func userFields(key string, r ref) map[string]any {
+	if r.ID != 0 {
+		return map[string]any{key: r.ID}
+	}
+	return map[string]any{"name": r.Name}
+}
+
+// refName names a user as the command line did, for reply lines: the
+// known name of an id, or the name typed.
+func (c *core) refName(r ref) string {
+	if r.ID != 0 {
+		return c.names.user(r.ID)
+	}
+	return clean(r.Name)
 }
 
 // /who -> online
@@ -355,12 +466,15 @@ func (c *core) cmdGroups(op *userOp, _ args) {
 	})
 }
 
-// /create NAME [DESC], creategroup:NAME:DESC -> create_group (not repeated
-// after a lost connection: it is not safe to)
+// /create [-private] NAME [DESC], creategroup:NAME:DESC -> create_group
+// (not repeated after a lost connection: it is not safe to)
 func (c *core) cmdCreate(op *userOp, a args) {
 	fields := map[string]any{"name": a.Name}
 	if a.Desc != "" {
 		fields["desc"] = a.Desc
+	}
+	if a.Private {
+		fields["private"] = true
 	}
 	c.request(op, "create_group", fields, false, func(f *frame) {
 		g := f.groupObj()
@@ -369,7 +483,7 @@ func (c *core) cmdCreate(op *userOp, a args) {
 			return
 		}
 		c.names.addGroup(g)
-		c.print(outOK, "ok created #%d %s", g.ID, clean(g.Name))
+		c.print(outOK, "ok created #%d %s%s", g.ID, clean(g.Name), privateMark(g.Private))
 		c.finish(op, true)
 	})
 }
@@ -411,7 +525,7 @@ func (c *core) cmdGroupMsg(op *userOp, a args) {
 	c.withGroup(op, a.Target, func(id int64) { c.sendChat(op, 0, id, a.Text) })
 }
 
-// /history USER|#ID [N] -> [whois], history
+// /history USER|#ID [N] [after|before ID] -> [whois], history
 func (c *core) cmdHistory(op *userOp, a args) {
 	n := a.N
 	if n == 0 {
@@ -419,6 +533,12 @@ func (c *core) cmdHistory(op *userOp, a args) {
 	}
 	c.withChat(op, a.Target, func(id int64) {
 		fields := map[string]any{"limit": n}
+		if a.After != 0 {
+			fields["after"] = a.After
+		}
+		if a.Before != 0 {
+			fields["before"] = a.Before
+		}
 		label := "with " + c.names.user(id)
 		if a.Target.Group {
 			fields["group"] = id
@@ -436,6 +556,7 @@ func (c *core) cmdHistory(op *userOp, a args) {
 				m := &f.Messages[i]
 				c.names.addUser(m.From, m.FromName)
 				c.out.print(outInfo, fmtMessage(c.names, m, msgHistory))
+				c.shown(m)
 			}
 			c.finish(op, true)
 		})
@@ -472,6 +593,7 @@ func (c *core) sendChat(op *userOp, to, group int64, text string) {
 	} else {
 		fields["to"] = to
 	}
+	c.messageSent(convKey{with: to, group: group})
 	c.request(op, typ, fields, true, func(f *frame) {
 		if !f.OK || f.Message == nil {
 			c.failReply(op, f)
@@ -479,6 +601,7 @@ func (c *core) sendChat(op *userOp, to, group int64, text string) {
 		}
 		c.seen.add(f.Message.ID)
 		c.out.print(outOK, fmtSent(c.names, f.Message))
+		c.sentOwn(f.Message)
 		c.finish(op, true)
 	})
 }

@@ -35,6 +35,7 @@ type output interface {
 	print(kind outKind, line string)
 	setPrompt(p string)
 	setUser(name string) // logged in as name; "" when logged out
+	setStatus(s string)  // who is typing ("" for no one), shown before the prompt
 }
 
 // input is one line of input, parsed; eof marks the end of input.
@@ -115,6 +116,14 @@ type core struct {
 	ackDue  <-chan time.Time
 	cidBase string
 	cidN    int64
+	missed  int // messages shown since the login that were sent while away (for synced)
+
+	// read marks and typing notices (read.go, typing.go)
+	reads     readState
+	readDue   <-chan time.Time
+	typing    typingState
+	typingDue <-chan time.Time
+	keys      <-chan string // the line being typed, from the terminal; nil in plain mode
 
 	// the connection
 	conn      *conn // nil while disconnected
@@ -126,7 +135,8 @@ type core struct {
 	backoff   time.Duration
 	downSince time.Time
 	kicked    bool
-	relogging bool // a relogin is in flight: other requests wait for it
+	closedWhy string // why the server closed the session, when kicked: for the commands it fails
+	relogging bool   // a relogin is in flight: other requests wait for it
 	rid       int64
 	inflight  map[int64]*request
 	queue     []*request
@@ -234,6 +244,13 @@ func (c *core) loop(inputs <-chan input) int {
 		case <-c.ackDue:
 			c.ackDue = nil
 			c.flushAcks()
+		case <-c.readDue:
+			c.readDue = nil
+			c.flushReads()
+		case <-c.typingDue:
+			c.showTyping(time.Now())
+		case line := <-c.keys:
+			c.typed(line, time.Now())
 		case now := <-tick.C:
 			if c.conn != nil && now.Sub(c.lastSend) >= c.cfg.pingEvery {
 				c.submitFront(&request{typ: "ping", onReply: func(*frame) {}})
@@ -279,8 +296,11 @@ func (c *core) exitReady(now time.Time) (bool, time.Duration) {
 	if len(c.acks) > 0 && c.conn != nil && !c.relogging && c.me != nil {
 		c.flushAcks()
 	}
+	if len(c.reads.pending) > 0 && c.conn != nil && !c.relogging && c.me != nil {
+		c.flushReads()
+	}
 	for _, r := range c.inflight {
-		if r.typ == "ack" && drained < 8*time.Second {
+		if (r.typ == "ack" || r.typ == "read") && drained < 8*time.Second {
 			return false, 200 * time.Millisecond
 		}
 	}

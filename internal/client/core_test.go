@@ -144,6 +144,7 @@ func (fs *fakeServer) send(frame string) {
 func testConfig(addr string) config {
 	cfg := Options{Addr: addr, Settle: 50 * time.Millisecond}.config()
 	cfg.ackDelay = 10 * time.Millisecond
+	cfg.readEvery = 20 * time.Millisecond
 	return cfg
 }
 

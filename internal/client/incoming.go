@@ -43,13 +43,33 @@ func (c *core) oldestInflight() *request {
 }
 
 func (c *core) onPush(f *frame) {
+	now := time.Now()
 	switch f.Type {
 	case "message":
 		if f.Message != nil {
-			c.onMessage(f.Message, f.Backlog)
+			c.onMessage(f.Message, f.Backlog, now)
 		}
 		return
-	case "presence":
+	case "read":
+		c.onReadPush(f)
+		return
+	case "typing":
+		c.onTypingPush(f, now)
+		return
+	case "synced":
+		c.out.print(outNotice, fmtSynced(c.missed))
+		return
+	case "group_updated":
+		if g := f.groupObj(); g != nil {
+			line := fmtGroupUpdated(c.names.groups[g.ID], g)
+			c.names.addGroup(g)
+			c.refreshPrompt()
+			if line != "" {
+				c.out.print(outNotice, line)
+			}
+		}
+		return
+	case "presence", "friend_request", "friend_removed":
 		if f.User != nil {
 			c.names.addUser(f.User.ID, f.User.Name)
 		}
@@ -57,14 +77,43 @@ func (c *core) onPush(f *frame) {
 		if f.Friend != nil {
 			c.names.addUser(f.Friend.ID, f.Friend.Name)
 		}
-	case "member_joined", "member_left":
+	case "member_joined":
 		if f.User != nil {
 			c.names.addUser(f.User.ID, f.User.Name)
+			c.names.memberJoined(f.groupID(), f.User)
 		}
+	case "member_left", "member_removed":
+		if f.User != nil {
+			c.names.addUser(f.User.ID, f.User.Name)
+			c.names.memberLeft(f.groupID(), f.User.ID)
+			if f.Type == "member_removed" && c.me != nil && f.User.ID == c.me.ID {
+				defer c.groupGone(f.groupID())
+			}
+		}
+		if f.By != nil {
+			c.names.addUser(f.By.ID, f.By.Name)
+		}
+	case "invited":
+		if g := f.groupObj(); g != nil {
+			c.names.addGroup(g)
+		}
+		if f.By != nil {
+			c.names.addUser(f.By.ID, f.By.Name)
+		}
+	case "edited":
+		if m := f.Message; m != nil {
+			c.names.addUser(m.From, m.FromName)
+		}
+	case "group_deleted":
+		defer c.names.forgetGroup(f.groupID())
+		defer c.groupGone(f.groupID())
 	case "kicked":
-		// Another login took the session. Logging in again here would
-		// kick that one in turn, forever: forget the password instead.
+		// Another login took the session, or the user's password changed,
+		// or the account went. Logging in again here would, after a
+		// takeover, kick that login in turn, forever: forget the password
+		// instead.
 		c.kicked = true
+		c.closedWhy = "this session was closed" + reason(f.Reason)
 		c.creds = nil
 		c.setMe(nil)
 		c.failed = true
@@ -74,14 +123,26 @@ func (c *core) onPush(f *frame) {
 	}
 }
 
-func (c *core) onMessage(m *wire.Message, backlog bool) {
+func (c *core) onMessage(m *message, backlog bool, now time.Time) {
 	c.names.addUser(m.From, m.FromName)
 	if c.seen.add(m.ID) {
 		kind, out := msgLive, outNew
 		if backlog && m.TS < c.loginAt {
 			kind, out = msgAway, outAway
+			c.missed++
+		}
+		if c.me != nil && m.From == c.me.ID {
+			out = outOK // a copy of one's own message, sent from another device
 		}
 		c.out.print(out, fmtMessage(c.names, m, kind))
+		if c.me != nil {
+			if m.From == c.me.ID {
+				c.sentOwn(m)
+			} else {
+				c.shown(m)
+				c.stoppedTyping(m.From, msgConv(&m.Message, c.me.ID), now)
+			}
+		}
 	}
 	// Ack what was shown, duplicates too: a repeat means the server has
 	// not seen the ack yet.
@@ -104,7 +165,16 @@ func (c *core) flushAcks() {
 
 // setMe records who is logged in (nil: nobody), for the names shown and
 // for the terminal, which asks no password for a /login it will refuse.
+// Another user (or none) starts the read marks and typing notices afresh.
 func (c *core) setMe(u *wire.User) {
+	if u == nil || c.me == nil || u.ID != c.me.ID {
+		c.reads, c.readDue = readState{}, nil
+		c.typing.sent = nil
+		if len(c.typing.typers) > 0 {
+			clear(c.typing.typers)
+			c.showTyping(time.Now())
+		}
+	}
 	c.me, c.names.me = u, 0
 	name := ""
 	if u != nil {
@@ -118,7 +188,8 @@ func (c *core) loggedIn(f *frame, sentAt time.Time) {
 	c.setMe(f.User)
 	c.names.addUser(f.User.ID, f.User.Name)
 	c.loginAt = sentAt.UnixMilli()
-	for _, u := range f.Friends {
+	c.missed = 0
+	for _, u := range append(f.Friends, f.Requests...) {
 		c.names.addUser(u.ID, u.Name)
 	}
 	for i := range f.Groups {
@@ -126,8 +197,12 @@ func (c *core) loggedIn(f *frame, sentAt time.Time) {
 	}
 }
 
-func loginFields(target ref, password string) map[string]any {
+// loginFields are a login's fields; device "" sends none.
+func loginFields(target ref, password, device string) map[string]any {
 	m := map[string]any{"password": password}
+	if device != "" {
+		m["device"] = device
+	}
 	if target.ID != 0 {
 		m["id"] = target.ID
 	} else {

@@ -38,27 +38,46 @@ func (r ref) String() string {
 // on the command's argument kinds.
 type args struct {
 	Target   ref    // argUser, argGroupID, argGroup, argChat
+	Who      ref    // argMember: the user of /invite, /kick, /role
 	Name     string // argName: the user of /register, the group of /create
 	Desc     string // argDesc
-	Password string // argPassword: "" means ask for it
+	Password string // argPassword: "" means ask for it; argPasswords: the old one
+	New      string // argPasswords: the new password ("" with Password: ask for both)
 	Text     string // argText
 	N        int    // argCount: 0 means the default
+	After    int64  // argCount: "after ID"
+	Before   int64  // argCount: "before ID"
+	MsgID    int64  // argMsgID
+	Role     string // argRole: "admin" or "member"
+	Key      string // argSetting: "name", "desc", "private" or "public"
+	Value    string // argSetting: the new name or description
+	Query    string // argQuery
+	Private  bool   // argPrivate: -private was given
+	All      bool   // argAll: "all" was given
 }
 
 // argKind is one argument of a command, as the table lists it.
 type argKind uint8
 
 const (
-	argName     argKind = iota + 1 // NAME: a word
-	argUser                        // USER: a name or an id (@NAME: a name made of digits)
-	argGroupID                     // ID: a group id, with or without #
-	argGroup                       // ID: also #NAME, one of your groups (in seed forms ids only)
-	argChat                        // USER or #GROUP (an id, or the name of one of your groups)
-	argText                        // TEXT: the rest of the line, not empty
-	argPassword                    // [PASSWORD]: the rest of the line, blanks inside; may be empty
-	argDesc                        // [DESC]: the rest of the line; may be empty
-	argCount                       // [N]: 1 to wire.MaxHistory; may be left out
-	argIgnored                     // the rest of the line, ignored (/help)
+	argName      argKind = iota + 1 // NAME: a word
+	argUser                         // USER: a name or an id (@NAME: a name made of digits)
+	argGroupID                      // ID: a group id, with or without #
+	argGroup                        // ID: also #NAME, one of your groups (in seed forms ids only)
+	argChat                         // USER or #GROUP (an id, or the name of one of your groups)
+	argText                         // TEXT: the rest of the line, not empty
+	argPassword                     // [PASSWORD]: the rest of the line, blanks inside; may be empty
+	argDesc                         // [DESC]: the rest of the line; may be empty
+	argCount                        // [N] [after ID | before ID]: N is 1 to wire.MaxHistory; each may be left out
+	argIgnored                      // the rest of the line, ignored (/help)
+	argMember                       // USER, a second one: the member of /invite, /kick, /role
+	argMsgID                        // ID: a message id
+	argRole                         // admin or member
+	argSetting                      // name NAME | desc [DESC] | private | public: the rest of the line
+	argQuery                        // [QUERY]: the rest of the line; may be empty
+	argPasswords                    // [OLD NEW]: OLD a word, NEW the rest of the line; both or neither
+	argPrivate                      // [-private]: a word if it is -private, else nothing (slash forms only)
+	argAll                          // [all]: the rest of the line, "all" or empty (slash forms only)
 )
 
 // rest reports whether the kind takes the rest of the line rather than a
@@ -66,11 +85,19 @@ const (
 // always its command's last.
 func (k argKind) rest() bool {
 	switch k {
-	case argText, argPassword, argDesc, argCount, argIgnored:
+	case argText, argPassword, argDesc, argCount, argIgnored, argSetting, argQuery, argPasswords, argAll:
 		return true
 	}
 	return false
 }
+
+// secret reports whether the kind holds passwords: the line history drops
+// it and what follows, and a terminal asks for it when left out.
+func (k argKind) secret() bool { return k == argPassword || k == argPasswords }
+
+// slashOnly reports whether the kind is an option of the slash form that
+// the seed forms do not have.
+func (k argKind) slashOnly() bool { return k == argPrivate || k == argAll }
 
 // set reads s as an argument of kind k into a; false when s will not do.
 func (a *args) set(k argKind, s string, seed bool) bool {
@@ -80,6 +107,8 @@ func (a *args) set(k argKind, s string, seed bool) bool {
 		a.Name, ok = s, s != ""
 	case argUser:
 		a.Target, ok = parseUserRef(s)
+	case argMember:
+		a.Who, ok = parseUserRef(s)
 	case argGroupID:
 		a.Target, ok = parseGroupRef(s, false)
 	case argGroup:
@@ -91,18 +120,81 @@ func (a *args) set(k argKind, s string, seed bool) bool {
 		a.Text, ok = s, s != ""
 	case argPassword:
 		a.Password, ok = s, true
-	case argDesc:
-		a.Desc, ok = s, true
-	case argCount:
+	case argPasswords:
 		if s == "" {
 			return true
 		}
-		n, err := strconv.Atoi(s)
-		a.N, ok = n, err == nil && n >= 1 && n <= wire.MaxHistory
+		a.Password, a.New = splitWord(s)
+		ok = a.New != ""
+	case argDesc:
+		a.Desc, ok = s, true
+	case argQuery:
+		a.Query, ok = strings.TrimSpace(s), true
+	case argCount:
+		return a.setRange(s)
+	case argMsgID:
+		a.MsgID, ok = parseID(strings.Trim(s, "#[]")) // as printed: [981]
+	case argRole:
+		a.Role, ok = s, s == string(wire.RoleAdmin) || s == string(wire.RoleMember)
+	case argSetting:
+		return a.setSetting(s)
+	case argPrivate:
+		a.Private, ok = s == "-private", true
+	case argAll:
+		a.All, ok = s == "all", s == "all" || s == ""
 	case argIgnored:
 		ok = true
 	}
 	return ok
+}
+
+// setRange reads /history's "[N] [after ID | before ID]".
+func (a *args) setRange(s string) bool {
+	word, rest := splitWord(s)
+	if word != "" && allDigits(word) {
+		n, err := strconv.Atoi(word)
+		if err != nil || n < 1 || n > wire.MaxHistory {
+			return false
+		}
+		a.N = n
+		word, rest = splitWord(rest)
+	}
+	if word == "" {
+		return true
+	}
+	idWord, rest := splitWord(rest)
+	id, ok := parseID(strings.Trim(idWord, "#[]"))
+	if !ok || rest != "" {
+		return false
+	}
+	switch word {
+	case "after":
+		a.After = id
+	case "before":
+		a.Before = id
+	default:
+		return false
+	}
+	return true
+}
+
+// setSetting reads /setgroup's "name NAME", "desc [DESC]", "private" or
+// "public".
+func (a *args) setSetting(s string) bool {
+	key, rest := splitWord(s)
+	a.Key = key
+	switch key {
+	case "name":
+		name, more := splitWord(rest)
+		a.Value = name
+		return name != "" && more == ""
+	case "desc":
+		a.Value = rest
+		return true
+	case "private", "public":
+		return rest == ""
+	}
+	return false
 }
 
 // usageError is a malformed or unknown command, or a line refused before
@@ -168,9 +260,15 @@ func parseSlash(line string) (*command, args, error) {
 	}
 	for _, k := range cmd.args {
 		var s string
-		if k.rest() {
+		switch {
+		case k == argPrivate:
+			// An option: it takes the next word only if it is the option.
+			if word, after := splitWord(rest); word == "-private" {
+				s, rest = word, after
+			}
+		case k.rest():
 			s, rest = rest, ""
-		} else {
+		default:
 			s, rest = splitWord(rest)
 		}
 		if !a.set(k, s, false) {
@@ -187,7 +285,7 @@ func parseSlash(line string) (*command, args, error) {
 // being k (0: too many arguments).
 func (cmd *command) malformed(k argKind) error {
 	if k == argCount {
-		return usagef("usage: %s (N is 1-%d)", cmd.usage[0].form, wire.MaxHistory)
+		return usagef("usage: %s [after|before ID] (N is 1-%d)", cmd.usage[0].form, wire.MaxHistory)
 	}
 	return usagef("usage: %s", cmd.usage[0].form)
 }
@@ -204,7 +302,8 @@ func parseSeed(line string) (cmd *command, a args, ok bool, err error) {
 		return nil, args{}, false, nil
 	}
 	bad := usagef("usage: %s", cmd.seed)
-	if len(cmd.args) == 0 || cmd.args[0] == argIgnored {
+	kinds := cmd.seedArgs()
+	if len(kinds) == 0 || kinds[0] == argIgnored {
 		if hasColon && rest != "" {
 			return nil, args{}, true, bad
 		}
@@ -214,9 +313,9 @@ func parseSeed(line string) (cmd *command, a args, ok bool, err error) {
 		// "chat" alone, or "chat me later": a message, not a command.
 		return nil, args{}, false, nil
 	}
-	for i, k := range cmd.args {
+	for i, k := range kinds {
 		var s string
-		if i < len(cmd.args)-1 {
+		if i < len(kinds)-1 {
 			s, rest, _ = strings.Cut(rest, ":")
 		} else {
 			s = rest
@@ -376,7 +475,7 @@ func lineCommand(line string) *command {
 		return bySlash[name]
 	}
 	word, _, hasColon := strings.Cut(trimmed, ":")
-	if cmd := bySeed[word]; cmd != nil && (hasColon || len(cmd.args) == 0 || cmd.args[0] == argIgnored) {
+	if cmd := bySeed[word]; cmd != nil && (hasColon || len(cmd.seedArgs()) == 0 || cmd.seedArgs()[0] == argIgnored) {
 		return cmd // as parseSeed reads it
 	}
 	return say

@@ -29,7 +29,7 @@ func (c *core) lost(err error) {
 		switch {
 		case c.kicked:
 			if r.op != nil {
-				c.fail(r.op, "not done: this session was taken over by another login")
+				c.fail(r.op, "not done: %s", c.closedWhy)
 			}
 		case r.retry:
 			again = append(again, r)
@@ -39,7 +39,7 @@ func (c *core) lost(err error) {
 	}
 	c.queue = append(again, c.queue...)
 	if c.kicked {
-		c.failQueue("not done: this session was taken over by another login")
+		c.failQueue("not done: " + c.closedWhy)
 		c.print(outNotice, "disconnected: the next command connects again")
 		return
 	}
@@ -162,7 +162,7 @@ func (c *core) failQueue(why string) {
 func (c *core) relogin() {
 	cr := c.creds
 	c.relogging = true
-	r := &request{typ: "login", fields: loginFields(cr.target, cr.password)}
+	r := &request{typ: "login", fields: loginFields(cr.target, cr.password, c.cfg.device)}
 	r.onReply = func(f *frame) {
 		c.relogging = false
 		if !f.OK || f.User == nil {

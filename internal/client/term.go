@@ -53,8 +53,8 @@ func readPlain(r io.Reader, inputs chan<- input, done <-chan struct{}) {
 			continue
 		}
 		in := lineInput(whole, cut, tooLong)
-		if in.err == nil && in.cmd != nil && in.cmd.needsPassword() && in.args.Password == "" {
-			in.err = usagef("without a terminal, give the password as the second word: /%s NAME PASSWORD", in.cmd.name)
+		if in.err == nil && in.cmd != nil && in.cmd.secretMissing(in.args) {
+			in.err = plainSecretError(in.cmd)
 		}
 		if !sendInput(inputs, done, in) {
 			return
@@ -103,9 +103,17 @@ func lineInput(whole string, cut bool, tooLong string) input {
 // line (its maxLineLength); the keys typed past it are dropped.
 const termLineMax = 4096
 
-// readTerm reads lines with editing and history; passwords left out of
-// /login and /register are asked for without echo (but not for a /login
-// while logged in, which is refused). A line that the editor cut (keys
+// plainSecretError is the error for a line without the password(s) its
+// command needs, read without a terminal (which would ask for them).
+func plainSecretError(cmd *command) error {
+	if cmd.secretAt() == 1 { // /login NAME, /register NAME
+		return usagef("without a terminal, give the password as the second word: /%s NAME PASSWORD", cmd.name)
+	}
+	return usagef("without a terminal, give the password on the line: %s", strings.NewReplacer("[", "", "]", "").Replace(cmd.usage[0].form))
+}
+
+// readTerm reads lines with editing and history; passwords left out are
+// asked for without echo (askSecrets). A line that the editor cut (keys
 // typed past termLineMax were dropped) is refused whole.
 func readTerm(ui *termUI, inputs chan<- input, done <-chan struct{}) {
 	t := ui.t
@@ -121,22 +129,96 @@ func readTerm(ui *termUI, inputs chan<- input, done <-chan struct{}) {
 		}
 		whole, cut, ok := j.add(line, ui.cut)
 		ui.setContinuing(!ok)
+		ui.first = ""
 		if !ok {
+			ui.first = j.parts[0] // the line that names where the message goes, for typing notices
 			continue
 		}
 		in := lineInput(whole, cut, tooLong)
-		if cmd := in.cmd; in.err == nil && cmd != nil && cmd.needsPassword() && in.args.Password == "" &&
-			!(cmd.name == "login" && ui.loggedIn()) {
-			pw, err := t.ReadPassword("password: ")
-			if err != nil {
+		if in.err == nil && in.cmd != nil && (in.cmd.needsPassword() || in.cmd.confirm != "") {
+			if !ui.askSecrets(&in) {
 				sendInput(inputs, done, input{eof: true})
 				return
 			}
-			in.args.Password = pw
 		}
 		if !sendInput(inputs, done, in) {
 			return
 		}
+	}
+}
+
+// askSecrets asks for what a command left out: the password of /login and
+// /register (not for a /login while logged in, which is refused), the
+// passwords of /passwd (the new one twice), the password of
+// /delete-account; then the confirmation a command asks for. Commands that
+// need a login ask nothing while logged out: the client refuses them. A
+// refusal here (new passwords that differ, no confirmation) is in.err.
+// It returns false at the end of input.
+func (u *termUI) askSecrets(in *input) bool {
+	cmd, a := in.cmd, &in.args
+	loggedIn := u.loggedIn()
+	if cmd.login && !loggedIn || cmd.name == "login" && loggedIn {
+		return true
+	}
+	refuse := func(why string) { in.err = &usageError{cmd: cmd.name, hint: why + "; nothing was sent"} }
+	ask := func(prompt string, dst *string) bool {
+		s, err := u.readPassword(prompt)
+		*dst = s
+		return err == nil
+	}
+	if i := cmd.secretAt(); i >= 0 && a.Password == "" {
+		if cmd.args[i] == argPasswords {
+			var again string
+			if !ask("old password: ", &a.Password) || !ask("new password: ", &a.New) || !ask("new password again: ", &again) {
+				return false
+			}
+			if a.New != again {
+				refuse("the new passwords differ")
+				return true
+			}
+		} else if !ask("password: ", &a.Password) {
+			return false
+		}
+	}
+	if cmd.confirm != "" {
+		answer, err := u.readAnswer(fmt.Sprintf(cmd.confirm, clean(u.userName())))
+		if err != nil {
+			return false
+		}
+		if strings.TrimSpace(answer) != "yes" {
+			refuse("not confirmed")
+		}
+	}
+	return true
+}
+
+// readPassword reads a password without echo after prompt; meanwhile the
+// core's prompt changes (a typing status) wait, so the question stays.
+func (u *termUI) readPassword(prompt string) (string, error) {
+	u.setAsking(true)
+	defer u.setAsking(false)
+	return u.t.ReadPassword(prompt)
+}
+
+// readAnswer reads one line after question, with echo, kept out of the
+// line history; meanwhile the core's prompt changes wait.
+func (u *termUI) readAnswer(question string) (string, error) {
+	u.setAsking(true)
+	defer u.setAsking(false)
+	u.t.SetPrompt(question)
+	u.history.skip = true
+	defer func() { u.history.skip = false }()
+	return u.t.ReadLine()
+}
+
+// setAsking starts or ends a question: its end puts the prompt back as
+// the core last set it.
+func (u *termUI) setAsking(on bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.asking = on
+	if !on {
+		u.prompt()
 	}
 }
 
@@ -146,6 +228,7 @@ type plainUI struct{ w io.Writer }
 func (u *plainUI) print(_ outKind, line string) { io.WriteString(u.w, line+"\n") }
 func (u *plainUI) setPrompt(string)             {}
 func (u *plainUI) setUser(string)               {}
+func (u *plainUI) setStatus(string)             {}
 
 // termUI prints above the input line: term.Terminal's Write clears the
 // prompt and the typed text, prints, and redraws them intact.
@@ -153,14 +236,21 @@ type termUI struct {
 	t     *term.Terminal
 	color bool
 
-	// cut: the editor dropped a key typed on the current line (it was
-	// full). Only the input goroutine touches it: the callback that sets
-	// it runs inside ReadLine.
-	cut bool
+	// Only the input goroutine touches these: the callback that uses them
+	// runs inside ReadLine.
+	cut     bool         // the editor dropped a key typed on the current line (it was full)
+	first   string       // the first line of a message being continued, "" if none
+	history *lineHistory // the editor's line history
+
+	// keys carries the line being typed, after each printable key, to
+	// the core (typing notices); a send that would block is dropped.
+	keys chan string
 
 	mu         sync.Mutex // guards the fields below, set by the core and the input goroutine
 	label      string     // the open conversation, shown in the prompt
+	status     string     // who is typing, shown before the prompt
 	continuing bool       // a message goes on on the next line: the prompt says so
+	asking     bool       // a question is asked (readAnswer): the prompt is its own
 	user       string     // logged in as; "" when not
 }
 
@@ -169,14 +259,26 @@ func newTermUI(stdin io.Reader, stdout io.Writer, color bool) *termUI {
 		io.Reader
 		io.Writer
 	}{stdin, stdout}, "> ")
-	t.History = &lineHistory{}
-	u := &termUI{t: t, color: color}
+	h := &lineHistory{}
+	t.History = h
+	u := &termUI{t: t, color: color, history: h, keys: make(chan string, 1)}
 	// Called for each key that is not an editing key, before the editor
 	// adds it to the line, or drops it when the line is full (a printable
-	// key: the editor's own test).
-	t.AutoCompleteCallback = func(line string, _ int, key rune) (string, int, bool) {
-		if key >= ' ' && !(key >= 0xd800 && key <= 0xdbff) && utf8.RuneCountInString(line) >= termLineMax {
+	// key: the editor's own test). Not called while a password is read.
+	t.AutoCompleteCallback = func(line string, pos int, key rune) (string, int, bool) {
+		printable := key >= ' ' && !(key >= 0xd800 && key <= 0xdbff)
+		if printable && utf8.RuneCountInString(line) >= termLineMax {
 			u.cut = true
+		}
+		if printable && !u.cut && !u.history.skip { // not an answer to a question
+			typed := line[:pos] + string(key) + line[pos:]
+			if u.first != "" {
+				typed = u.first + "\n" + typed
+			}
+			select {
+			case u.keys <- typed:
+			default:
+			}
 		}
 		return "", 0, false
 	}
@@ -258,6 +360,25 @@ func (u *termUI) setUser(name string) {
 	u.user = name
 }
 
+// setStatus shows who is typing before the prompt, redrawing the prompt
+// and the line being typed at once.
+func (u *termUI) setStatus(s string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.status = s
+	if !u.asking {
+		u.prompt()
+		u.t.Write(nil) // redraws the prompt and the typed line, when they are shown
+	}
+}
+
+// userName is the name logged in as.
+func (u *termUI) userName() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.user
+}
+
 // loggedIn reports whether the core last said that it was logged in.
 func (u *termUI) loggedIn() bool {
 	u.mu.Lock()
@@ -276,11 +397,18 @@ func (u *termUI) setContinuing(on bool) {
 	}
 }
 
-// prompt sets the terminal's prompt; u.mu is held.
+// prompt sets the terminal's prompt, unless a question is asked; u.mu is
+// held.
 func (u *termUI) prompt() {
+	if u.asking {
+		return
+	}
 	p := "> "
 	if u.label != "" {
 		p = u.label + "> "
+	}
+	if u.status != "" {
+		p = "[" + u.status + "] " + p
 	}
 	if u.continuing {
 		p = strings.Repeat(" ", utf8.RuneCountInString(p)-2) + "| "
@@ -289,21 +417,31 @@ func (u *termUI) prompt() {
 }
 
 // lineHistory is the terminal's line history; it keeps no passwords:
-// "/login NAME PW" is remembered as "/login NAME" (and so for every
-// command of the table that takes a password), however the line is
-// spaced: it is split as the parser splits it.
+// "/login NAME PW" is remembered as "/login NAME", "/passwd OLD NEW" as
+// "/passwd" (and so for every command of the table that takes a
+// password: the words before it are kept), however the line is spaced:
+// it is split as the parser splits it.
 type lineHistory struct {
 	entries []string // oldest first
+	skip    bool     // an answer is read (readAnswer): not a line to keep
 }
 
 const historyLines = 200
 
 func (h *lineHistory) Add(entry string) {
+	if h.skip {
+		return
+	}
 	if e := strings.TrimSpace(entry); strings.HasPrefix(e, "/") {
-		// "/NAME WORD PASSWORD": the password follows the first word.
-		if name, rest := splitWord(e[1:]); bySlash[name] != nil && bySlash[name].needsPassword() {
-			word, _ := splitWord(rest)
-			entry = strings.TrimSpace("/" + name + " " + word)
+		name, rest := splitWord(e[1:])
+		if cmd := bySlash[name]; cmd != nil && cmd.needsPassword() {
+			kept := "/" + name
+			for i := 0; i < cmd.secretAt(); i++ {
+				var word string
+				word, rest = splitWord(rest)
+				kept += " " + word
+			}
+			entry = strings.TrimSpace(kept)
 		}
 	}
 	if len(h.entries) == historyLines {

@@ -22,7 +22,12 @@ func TestHistoryKeepsNoPasswords(t *testing.T) {
 	h.Add("  /login carol  pass word ") // spaced as the parser takes it
 	h.Add("/login\tdave\tpw")
 	h.Add("/login")
-	want := []string{"/login", "/login dave", "/login carol", "/msg bob hi", "/register bob", "/login alice"}
+	h.Add("/passwd old1 new pass")
+	h.Add("  /delete-account  my pass")
+	h.skip = true // an answer to a question
+	h.Add("yes")
+	h.skip = false
+	want := []string{"/delete-account", "/passwd", "/login", "/login dave", "/login carol", "/msg bob hi", "/register bob", "/login alice"}
 	for i, w := range want {
 		if got := h.At(i); got != w {
 			t.Errorf("At(%d) = %q, want %q", i, got, w)
@@ -262,4 +267,98 @@ func TestTerminalLongAndMultiline(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("client did not quit")
 	}
+}
+
+// Under a real pseudo-terminal, version 2: typing a message to the open
+// conversation sends one typing notice (not one a key); bob's notice shows
+// before the prompt, the half-typed line redrawn intact, and goes when his
+// message arrives; /passwd asks for the passwords without echo, the new
+// one twice, and refuses two that differ; /delete-account asks for the
+// password and a confirmation, and sends nothing without a "yes".
+func TestTerminalV2(t *testing.T) {
+	fs, scr, typeKeys, rc := startTerminal(t)
+	at := scr.waitFor(0, "/help lists the commands")
+	typeKeys("/login alice s3cret\r")
+	fs.reply(fs.next("login"), testLogin)
+	at = scr.waitFor(at, "ok login alice")
+	typeKeys("/open bob\r")
+	at = scr.waitFor(at, "bob> ")
+
+	typeKeys("hel")
+	checkFields(t, fs.next("typing"), `{"with":2}`)
+	typeKeys("lo")
+	at = scr.waitFor(at, "hello")
+	fs.send(`{"type":"typing","user":{"id":2,"name":"bob"},"with":2}`)
+	at = scr.waitFor(at, "[typing: bob] bob> hello")
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	fs.send(`{"type":"message","message":{"id":7,"from":2,"from_name":"bob","to":1,"text":"ping from bob","ts":` + now + `}}`)
+	at = scr.waitFor(at, "ping from bob")
+	at = scr.waitFor(at, "\x1b[Kbob> hello") // redrawn without the status
+	typeKeys(" there\r")
+	chat := fs.next("chat")
+	if chat["text"] != "hello there" {
+		t.Errorf("chat %v", chat)
+	}
+	for _, r := range fs.kept {
+		if r["type"] == "typing" {
+			t.Errorf("a second notice within %v: %v", typingEvery, r)
+		}
+	}
+	fs.reply(chat, `"message":{"id":8,"from":1,"from_name":"alice","to":2,"text":"hello there","ts":`+now+`}`)
+	at = scr.waitFor(at, "[8] you -> bob: hello there")
+
+	typeKeys("/passwd\r")
+	at = scr.waitFor(at, "old password: ")
+	typeKeys("old1pw\r")
+	at = scr.waitFor(at, "new password: ")
+	typeKeys("new2pw\r")
+	at = scr.waitFor(at, "new password again: ")
+	typeKeys("typo2pw\r")
+	at = scr.waitFor(at, "error passwd: the new passwords differ; nothing was sent")
+	typeKeys("/passwd\r")
+	at = scr.waitFor(at, "old password: ")
+	typeKeys("old1pw\r")
+	at = scr.waitFor(at, "new password: ")
+	typeKeys("new2pw\r")
+	at = scr.waitFor(at, "new password again: ")
+	typeKeys("new2pw\r")
+	passwd := fs.next("change_password")
+	checkFields(t, passwd, `{"old":"old1pw","new":"new2pw"}`)
+	fs.reply(passwd, "")
+	at = scr.waitFor(at, "ok password changed")
+
+	typeKeys("/delete-account\r")
+	at = scr.waitFor(at, "password: ")
+	typeKeys("new2pw\r")
+	at = scr.waitFor(at, "delete the account alice for good (its name is never given out again)? type yes: ")
+	typeKeys("no\r")
+	at = scr.waitFor(at, "error delete-account: not confirmed; nothing was sent")
+	for _, secret := range []string{"old1pw", "new2pw", "typo2pw"} {
+		if strings.Contains(scr.String(), secret) {
+			t.Errorf("%q was echoed", secret)
+		}
+	}
+
+	typeKeys("/quit\r")
+	select {
+	case status := <-rc:
+		if status != 1 { // the refused commands
+			t.Errorf("exit status %d, want 1", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("client did not quit")
+	}
+	for _, r := range append(fs.kept, drain(fs.reqs)...) {
+		if r["type"] == "delete_account" {
+			t.Errorf("sent without a confirmation: %v", r)
+		}
+	}
+}
+
+func drain(ch chan map[string]any) []map[string]any {
+	var rs []map[string]any
+	for len(ch) > 0 {
+		rs = append(rs, <-ch)
+	}
+	return rs
 }
