@@ -201,7 +201,8 @@ func TestClientSession(t *testing.T) {
 	// friends, by name and with the seed project's command by id
 	// (a request first: a's friend_added comes when b accepts)
 	a.send("/add " + bn)
-	a.expect(`^ok friend ` + bn + ` \(id \d+\) \(online\)$`)
+	a.expect(`^ok friend request sent to ` + bn + ` \(id \d+\)$`)
+	b.expect(`^friend request from ` + an + ` \(id \d+\): /accept ` + an + ` or /decline ` + an + `$`)
 	b.send("addfriend:" + strconv.FormatInt(aid, 10))
 	b.expect(`^ok friend ` + an)
 	a.expect(`^friend ` + bn + ` \(id \d+\) added you$`)

@@ -16,9 +16,10 @@ import (
 
 // ConvGroup is a group in a conversations reply: without its members.
 type ConvGroup struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-	Desc string `json:"desc"`
+	ID      int64  `json:"id"`
+	Name    string `json:"name"`
+	Desc    string `json:"desc"`
+	Private bool   `json:"private"`
 }
 
 // Conv is one conversation of a user's, as the conversations reply has it.
@@ -48,7 +49,7 @@ func (s *Store) Conversations(ctx context.Context, u int64, limit int) ([]Conv, 
 	// pair_hi is not u; its id comes from the topic, so that it is right
 	// even where the user's row has no name to give.
 	const peer = `CASE WHEN t.pair_lo = mb.user_id THEN t.pair_hi ELSE t.pair_lo END`
-	err := queryRows(ctx, s.db, `SELECT t.id, t.kind, COALESCE(t.name, ''), COALESCE(t.descr, ''),
+	err := queryRows(ctx, s.db, `SELECT t.id, t.kind, COALESCE(t.name, ''), COALESCE(t.descr, ''), t.private,
 			CASE WHEN t.kind = ? THEN `+peer+` ELSE 0 END, COALESCE(pu.name, ''),
 			mb.read_seq, COALESCE(rm.id, 0), t.last_seq, COALESCE(lm.id, 0)
 		FROM members mb
@@ -64,12 +65,13 @@ func (s *Store) Conversations(ctx context.Context, u int64, limit int) ([]Conv, 
 			var kind int
 			var name, desc, peerName string
 			var peerID int64
-			if err := rows.Scan(&cv.topic, &kind, &name, &desc, &peerID, &peerName,
+			var private bool
+			if err := rows.Scan(&cv.topic, &kind, &name, &desc, &private, &peerID, &peerName,
 				&cv.readSeq, &cv.Read, &cv.lastSeq, &cv.lastID); err != nil {
 				return err
 			}
 			if kind == topicGroup {
-				cv.Group = &ConvGroup{ID: cv.topic, Name: name, Desc: desc}
+				cv.Group = &ConvGroup{ID: cv.topic, Name: name, Desc: desc, Private: private}
 			} else {
 				cv.With = &User{ID: peerID, Name: peerName}
 			}
@@ -119,10 +121,8 @@ const unreadChunk = 400
 // term each, every term a range of the (topic_id, seq) index. (A chain of
 // ORs instead made SQLite scan the whole table; see findReplays.)
 func (s *Store) unreadCounts(ctx context.Context, u int64, convs []Conv) error {
-	// One conversation's count. Deleted messages are not unread: when
-	// messages get their deleted flag (delete_message), the condition
-	// "AND m.deleted = 0" goes at the end of this term, and nowhere else.
-	const term = `SELECT ?, COUNT(*) FROM messages m WHERE m.topic_id = ? AND m.seq > ? AND m.sender_id <> ?`
+	// One conversation's count. Deleted messages are not unread.
+	const term = `SELECT ?, COUNT(*) FROM messages m WHERE m.topic_id = ? AND m.seq > ? AND m.sender_id <> ? AND m.deleted = 0`
 	at := map[int64]int{} // topic -> index in convs
 	var args []any
 	for i, cv := range convs {

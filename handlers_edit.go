@@ -95,7 +95,7 @@ func handleDeleteMessage(ctx context.Context, c *conn, r *Request) response {
 // canModerate reports whether a group member of role may delete the
 // others' messages.
 func canModerate(role Role) bool {
-	return role == RoleCreator
+	return role == RoleCreator || role == RoleAdmin
 }
 
 // deletedPush is a deleted push's fields: the message, and its

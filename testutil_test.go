@@ -601,6 +601,7 @@ func newUser(t testing.TB, addr, prefix string) *testClient {
 	u := c.must("register", map[string]any{"name": name, "password": testPassword}).obj("user")
 	c.must("login", map[string]any{"name": name, "password": testPassword})
 	c.user = u.num("id")
+	c.waitSynced(10 * time.Second)
 	return c
 }
 
@@ -610,6 +611,7 @@ func loginAs(t testing.TB, addr string, id int64) (*testClient, frame) {
 	c := dial(t, addr)
 	f := c.must("login", map[string]any{"id": id, "password": testPassword})
 	c.user = id
+	c.waitSynced(10 * time.Second) // the backlog before it stays in c.pushes
 	return c, f
 }
 
