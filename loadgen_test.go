@@ -72,6 +72,13 @@ func TestLoadgenScenarios(t *testing.T) {
 			if rep.Delivered <= 0 || rep.Clients != 8 {
 				t.Errorf("delivered %d by %d clients", rep.Delivered, rep.Clients)
 			}
+			// One device: a session's deliveries are its user's.
+			if rep.Devices != 1 || rep.SessionDeliveries != rep.Delivered || rep.SessionDeliveriesTotal != rep.DeliveredTotal ||
+				rep.SessionExpected != rep.Expected || rep.SessionMissed != 0 || rep.E2ELastLatency != nil {
+				t.Errorf("devices %d: sessions got %d of %d (%d in the window), users %d of %d (%d); last session latency %v",
+					rep.Devices, rep.SessionDeliveriesTotal, rep.SessionExpected, rep.SessionDeliveries,
+					rep.DeliveredTotal, rep.Expected, rep.Delivered, rep.E2ELastLatency)
+			}
 		})
 		t.Run("paced", func(t *testing.T) {
 			rep := runLoadgen(t, 0, append(common, "-scenario", "pairs", "-pairs", "2", "-rate", "200")...)
@@ -104,6 +111,58 @@ func TestLoadgenScenarios(t *testing.T) {
 			}
 		})
 	})
+}
+
+// checkSessions checks a run's per-session accounting: each of its
+// receiving users' sessions got every message (sessions per stored message:
+// perMsg), and the last session's latency is never below the first's.
+func checkSessions(t *testing.T, rep loadgen.Report, perMsg int64) {
+	t.Helper()
+	if rep.SessionMissed != 0 || rep.DeliveredTotal != rep.Expected {
+		t.Errorf("sessions missed %d; users got %d of %d", rep.SessionMissed, rep.DeliveredTotal, rep.Expected)
+	}
+	if rep.SessionExpected != rep.Acked*perMsg || rep.SessionDeliveriesTotal != rep.SessionExpected {
+		t.Errorf("session deliveries %d of %d expected, want %d x %d", rep.SessionDeliveriesTotal, rep.SessionExpected, rep.Acked, perMsg)
+	}
+	if rep.SessionDeliveries < rep.Delivered || rep.SessionDeliverPerS <= 0 {
+		t.Errorf("%d session deliveries (%v/s) in the window, for %d to users", rep.SessionDeliveries, rep.SessionDeliverPerS, rep.Delivered)
+	}
+	first, last := rep.E2ELatency, rep.E2ELastLatency
+	if last == nil || last.N == 0 || first == nil || last.P50 < first.P50 || last.Max < first.Max {
+		t.Errorf("latency to the first session %+v, to the last %+v", first, last)
+	}
+}
+
+// Several devices per user: every session of a recipient (pairs) or member
+// (group) gets every message live, and its user's delivery counts once.
+func TestLoadgenDevices(t *testing.T) {
+	srv := startServer(t, sqliteURL(t))
+	common := []string{"-addr", srv.addr, "-duration", "700ms", "-warmup", "200ms", "-concurrency", "8", "-devices", "2"}
+	t.Run("pairs", func(t *testing.T) {
+		rep := runLoadgen(t, 0, append(common, "-scenario", "pairs", "-pairs", "4", "-window", "8")...)
+		checkTraffic(t, rep, 1)
+		checkSessions(t, rep, 2)
+		if rep.Clients != 12 || rep.Users != 8 || rep.Devices != 2 {
+			t.Errorf("%d clients, %d users, %d devices; want 12, 8, 2", rep.Clients, rep.Users, rep.Devices)
+		}
+	})
+	t.Run("group", func(t *testing.T) {
+		// Per message: the other sender's one session, and two members' two.
+		rep := runLoadgen(t, 0, append(common, "-scenario", "group", "-groups", "2", "-members", "4", "-senders", "2", "-window", "4")...)
+		checkTraffic(t, rep, 3)
+		checkSessions(t, rep, 1+2*2)
+	})
+}
+
+// Across a cluster a user's sessions are on different nodes, so each
+// delivery also crosses to the recipient's other node.
+func TestLoadgenDevicesCluster(t *testing.T) {
+	nodes := startCluster(t, 3, "")
+	addrs := nodes[0].addr + "," + nodes[1].addr + "," + nodes[2].addr
+	rep := runLoadgen(t, 0, "-addr", addrs, "-duration", "700ms", "-warmup", "200ms", "-concurrency", "8",
+		"-devices", "3", "-scenario", "pairs", "-pairs", "3", "-window", "8")
+	checkTraffic(t, rep, 1)
+	checkSessions(t, rep, 3)
 }
 
 // A run that loses messages must say so, in its report and its exit

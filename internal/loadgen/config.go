@@ -29,6 +29,7 @@ type config struct {
 	groups      int
 	members     int
 	senders     int
+	devices     int // sessions of each recipient (pairs) or member who does not send (group)
 	conns       int
 	concurrency int
 	settle      time.Duration
@@ -47,6 +48,9 @@ const (
 	// maxPrefix leaves room within wire.MaxNameRunes for the role letter
 	// and numbers the load generator appends to make user names.
 	maxPrefix = 20
+	// maxDevices: a user's fan-out table counts its sessions in a byte
+	// (user.got); servers allow 8 by default.
+	maxDevices = 255
 )
 
 // parseConfig parses the command line; for -h it prints the usage on usage
@@ -67,6 +71,7 @@ func parseConfig(args []string, usage io.Writer) (config, error) {
 	fs.IntVar(&cfg.groups, "groups", 10, "group: groups")
 	fs.IntVar(&cfg.members, "members", 100, "group: members per group")
 	fs.IntVar(&cfg.senders, "senders", 1, "group: senders per group")
+	fs.IntVar(&cfg.devices, "devices", 1, "pairs, group: sessions each recipient (pairs) or each member but the senders (group) logs in, on devices d1..dN and, with several -addr, on consecutive nodes; at most the server's -max-devices (1: no device, as before v2)")
 	fs.IntVar(&cfg.conns, "conns", 1000, "conns: idle logged-in connections")
 	fs.IntVar(&cfg.concurrency, "concurrency", 32, "connections set up at once; login: concurrent register/login loops")
 	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "conns: wait after the last login before reading the server's memory")
@@ -113,8 +118,10 @@ func parseConfig(args []string, usage io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-scenario %q: want pairs, group, conns or login", cfg.scenario)
 	case cfg.duration <= 0 || cfg.warmup < 0 || cfg.drain <= 0:
 		return cfg, errors.New("-duration and -drain must be positive, -warmup not negative")
-	case cfg.pairs < 1 || cfg.window < 1 || cfg.groups < 1 || cfg.senders < 1 || cfg.conns < 1 || cfg.concurrency < 1:
-		return cfg, errors.New("-pairs, -window, -groups, -senders, -conns and -concurrency must be at least 1")
+	case cfg.pairs < 1 || cfg.window < 1 || cfg.groups < 1 || cfg.senders < 1 || cfg.devices < 1 || cfg.conns < 1 || cfg.concurrency < 1:
+		return cfg, errors.New("-pairs, -window, -groups, -senders, -devices, -conns and -concurrency must be at least 1")
+	case cfg.devices > maxDevices:
+		return cfg, fmt.Errorf("-devices is at most %d", maxDevices)
 	case cfg.members < 2 || cfg.senders > cfg.members:
 		return cfg, errors.New("-members must be at least 2 and at least -senders")
 	case cfg.size < minTextSize || cfg.size > wire.MaxTextBytes:
@@ -130,5 +137,6 @@ func parseConfig(args []string, usage io.Writer) (config, error) {
 }
 
 // addrFor spreads clients over the addresses: with several, a pair's two
-// ends (or a group's consecutive members) land on different nodes.
+// ends (or a group's consecutive members, or a user's consecutive
+// sessions) land on different nodes.
 func (cfg *config) addrFor(i int) string { return cfg.addrs[i%len(cfg.addrs)] }

@@ -23,6 +23,8 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"-prefix", strings.Repeat("p", 21)}, 2, "-prefix is at most 20 characters"},
 		{[]string{"extra"}, 2, "unexpected argument"},
 		{[]string{"-members", "1", "-scenario", "group"}, 2, "-members"},
+		{[]string{"-devices", "0"}, 2, "-devices"},
+		{[]string{"-devices", "256"}, 2, "-devices is at most 255"},
 		{[]string{"-nope"}, 2, "flag provided but not defined"},
 		{[]string{"-addr", "127.0.0.1:1", "-quiet"}, 1, "setup"},
 		{[]string{"-h"}, 0, "usage: go run -tags bench . [flags]"},
@@ -38,7 +40,7 @@ func TestCommandLine(t *testing.T) {
 func TestHelpListsEveryFlag(t *testing.T) {
 	var errb bytes.Buffer
 	Run([]string{"-h"}, &bytes.Buffer{}, &errb)
-	for _, f := range []string{"ack-delay", "addr", "cid", "concurrency", "conns", "drain", "duration", "groups", "members",
+	for _, f := range []string{"ack-delay", "addr", "cid", "concurrency", "conns", "devices", "drain", "duration", "groups", "members",
 		"pairs", "password", "pid", "prefix", "quiet", "rate", "scenario", "senders", "settle", "size", "warmup", "window"} {
 		if !strings.Contains(errb.String(), "\n  -"+f+" ") && !strings.Contains(errb.String(), "\n  -"+f+"\n") {
 			t.Errorf("-h does not list -%s:\n%s", f, errb.String())
@@ -57,7 +59,7 @@ func TestParseConfig(t *testing.T) {
 	if len(cfg.pids) != 2 || cfg.pids[1] != 2 || cfg.duration != time.Second || cfg.scenario != "group" {
 		t.Errorf("config %+v", cfg)
 	}
-	if !strings.HasPrefix(cfg.prefix, "lg") || len(cfg.prefix) != 8 || cfg.password != "lg-secret" || !cfg.cid {
-		t.Errorf("defaults: prefix %q password %q cid %v", cfg.prefix, cfg.password, cfg.cid)
+	if !strings.HasPrefix(cfg.prefix, "lg") || len(cfg.prefix) != 8 || cfg.password != "lg-secret" || !cfg.cid || cfg.devices != 1 {
+		t.Errorf("defaults: prefix %q password %q cid %v devices %d", cfg.prefix, cfg.password, cfg.cid, cfg.devices)
 	}
 }

@@ -100,15 +100,28 @@ func credentials(name, password string) string {
 // login registers name (an existing name is fine: runs may share users
 // through -prefix) and logs it in, returning the user id.
 func (c *conn) login(name, password string) (int64, error) {
+	return c.loginDevice(name, password, "", true)
+}
+
+// loginDevice logs name in on device ("": no device field, as a client
+// before v2 sends), registering it first when register is set.
+func (c *conn) loginDevice(name, password, device string, register bool) (int64, error) {
 	creds := credentials(name, password)
-	r, err := c.call("register", creds)
+	if register {
+		r, err := c.call("register", creds)
+		if err != nil {
+			return 0, err
+		}
+		if !r.ok && r.code != wire.CodeNameTaken {
+			return 0, fmt.Errorf("register %s: %s", name, r.code)
+		}
+	}
+	fields := creds
+	if device != "" {
+		fields += `,"device":` + string(wire.AppendString(nil, device))
+	}
+	r, err := c.call("login", fields)
 	if err != nil {
-		return 0, err
-	}
-	if !r.ok && r.code != wire.CodeNameTaken {
-		return 0, fmt.Errorf("register %s: %s", name, r.code)
-	}
-	if r, err = c.call("login", creds); err != nil {
 		return 0, err
 	}
 	if !r.ok {

@@ -27,9 +27,9 @@ import (
 // Run is the load generator's command line: it parses args (-h lists every
 // flag, on stderr), runs the scenario, prints progress lines on stderr
 // (none with -quiet) and the report on stdout, its last line the Report as
-// JSON. Exit status: 0, or 1 when a message was lost or reordered, a
-// connection was lost, or the run could not be set up, 2 for a bad command
-// line.
+// JSON. Exit status: 0, or 1 when a message was lost or reordered (lost
+// to its user, or missed by one of the user's live sessions), a connection
+// was lost, or the run could not be set up, 2 for a bad command line.
 func Run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseConfig(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -56,7 +56,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	rep.print(stdout)
-	if rep.Lost > 0 || rep.OutOfOrder > 0 || rep.ConnsLost > 0 {
+	if rep.Lost > 0 || rep.SessionMissed > 0 || rep.OutOfOrder > 0 || rep.ConnsLost > 0 {
 		return 1
 	}
 	return 0

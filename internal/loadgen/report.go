@@ -12,11 +12,19 @@ import (
 // and rates without a note are of the measured window; a field a scenario
 // does not measure is left zero (and out of the JSON where it says
 // omitempty).
+//
+// In pairs and group a delivery is counted to a user when the first of its
+// sessions gets the message (Delivered, Expected, Lost, E2ELatency: the
+// guarantee), and to a session when each session gets it (the Session
+// fields: the fan-out, what the server pushes). With -devices 1 the two are
+// the same. Dup, Again and OutOfOrder are counted per session.
 type Report struct {
 	Scenario    string   `json:"scenario"`
 	Addrs       []string `json:"addrs"`
-	Clients     int      `json:"clients"`
+	Clients     int      `json:"clients"` // connections: every session of every user
+	Users       int      `json:"users,omitempty"`
 	Senders     int      `json:"senders,omitempty"`
+	Devices     int      `json:"devices,omitempty"` // sessions of each recipient (pairs) or member but the senders (group)
 	Window      int      `json:"window,omitempty"`
 	Size        int      `json:"size,omitempty"`
 	Members     int      `json:"members,omitempty"`
@@ -26,18 +34,28 @@ type Report struct {
 	StoredPerS  float64  `json:"stored_per_s"`
 	Delivered   int64    `json:"delivered"`
 	DeliverPerS float64  `json:"delivered_per_s"`
+	// Pushes of messages to sessions, counted once per session.
+	SessionDeliveries  int64   `json:"session_deliveries,omitempty"`
+	SessionDeliverPerS float64 `json:"session_deliveries_per_s,omitempty"`
 	// Whole-run accounting, warm-up and drain included.
-	Acked      int64            `json:"acked_total"`
-	Expected   int64            `json:"expected_deliveries"`
-	Lost       int64            `json:"lost"`
-	Dup        int64            `json:"duplicated"`  // a message pushed live twice
-	Again      int64            `json:"redelivered"` // a message received live, then again in a login's backlog (allowed)
-	OutOfOrder int64            `json:"out_of_order"`
-	Stale      int64            `json:"stale"`  // texts of another run or tool
-	Errors     map[string]int64 `json:"errors"` // error replies by code, and the load generator's own troubles
+	Acked                  int64            `json:"acked_total"`
+	Expected               int64            `json:"expected_deliveries"`
+	DeliveredTotal         int64            `json:"delivered_total,omitempty"`
+	Lost                   int64            `json:"lost"`
+	SessionExpected        int64            `json:"expected_session_deliveries,omitempty"`
+	SessionDeliveriesTotal int64            `json:"session_deliveries_total,omitempty"`
+	SessionMissed          int64            `json:"session_missed"` // a live session never got a message (its user may have on another)
+	Dup                    int64            `json:"duplicated"`     // a message pushed live twice
+	Again                  int64            `json:"redelivered"`    // a message received live, then again in a login's backlog (allowed)
+	OutOfOrder             int64            `json:"out_of_order"`
+	Stale                  int64            `json:"stale"`  // texts of another run or tool
+	Errors                 map[string]int64 `json:"errors"` // error replies by code, and the load generator's own troubles
 
 	StoreLatency *LatencySummary `json:"store_latency_ms,omitempty"`
-	E2ELatency   *LatencySummary `json:"e2e_latency_ms,omitempty"`
+	E2ELatency   *LatencySummary `json:"e2e_latency_ms,omitempty"` // to the user's first session
+	// To the user's last session (the fan-out's end); only with -devices
+	// above 1.
+	E2ELastLatency *LatencySummary `json:"e2e_last_latency_ms,omitempty"`
 
 	// conns
 	Conns           int     `json:"conns,omitempty"`
@@ -59,7 +77,7 @@ type Report struct {
 	ServerPIDs      []int   `json:"server_pids,omitempty"`
 	ServerCPU       float64 `json:"server_cpu_s,omitempty"`
 	ServerCPUPer1k  float64 `json:"server_cpu_s_per_1k_msgs,omitempty"`
-	ServerCPUPer1kD float64 `json:"server_cpu_s_per_1k_deliveries,omitempty"`
+	ServerCPUPer1kD float64 `json:"server_cpu_s_per_1k_deliveries,omitempty"` // deliveries to sessions: the server's pushes
 	ServerRSS       int64   `json:"server_rss,omitempty"`
 	SelfCPUPer1k    float64 `json:"loadgen_cpu_s_per_1k_msgs,omitempty"`
 	SelfCPU         float64 `json:"loadgen_cpu_s"`
@@ -69,15 +87,27 @@ type Report struct {
 }
 
 func (r *Report) print(w io.Writer) {
-	fmt.Fprintf(w, "scenario %s against %s, %d clients, %.1f s measured\n", r.Scenario, strings.Join(r.Addrs, ","), r.Clients, r.Seconds)
+	devices := ""
+	if r.Devices > 1 {
+		devices = fmt.Sprintf(" (%d users, %d devices per receiving user)", r.Users, r.Devices)
+	}
+	fmt.Fprintf(w, "scenario %s against %s, %d clients%s, %.1f s measured\n", r.Scenario, strings.Join(r.Addrs, ","), r.Clients, devices, r.Seconds)
 	switch r.Scenario {
 	case "pairs", "group":
 		fmt.Fprintf(w, "stored     %10.0f msgs/s  (%d)\n", r.StoredPerS, r.Stored)
 		fmt.Fprintf(w, "delivered  %10.0f msgs/s  (%d)\n", r.DeliverPerS, r.Delivered)
+		if r.Devices > 1 {
+			fmt.Fprintf(w, "to sessions%10.0f msgs/s  (%d)\n", r.SessionDeliverPerS, r.SessionDeliveries)
+		}
 		printLatency(w, "store (reply)", r.StoreLatency)
 		printLatency(w, "end to end", r.E2ELatency)
+		printLatency(w, "last session", r.E2ELastLatency)
 		fmt.Fprintf(w, "whole run: %d acked, %d deliveries expected; lost %d, duplicated %d, redelivered %d, out of order %d, stale %d\n",
 			r.Acked, r.Expected, r.Lost, r.Dup, r.Again, r.OutOfOrder, r.Stale)
+		if r.Devices > 1 {
+			fmt.Fprintf(w, "whole run: to users %d of %d deliveries; to sessions %d of %d, missed %d\n",
+				r.DeliveredTotal, r.Expected, r.SessionDeliveriesTotal, r.SessionExpected, r.SessionMissed)
+		}
 	case "conns":
 		fmt.Fprintf(w, "connections %d held, %d lost; set up at %.0f/s\n", r.Conns, r.ConnsLost, r.SetupPerS)
 		if r.ServerRSSLogin > 0 {

@@ -9,9 +9,15 @@ import (
 	"time"
 )
 
-// What a pairs or group run shares: the clients, each sending with a window
-// of requests in flight and reading replies and pushes in its own
-// goroutine, and the measured window (drive).
+// What a pairs or group run shares: the users and their sessions (the
+// clients), each client sending with a window of requests in flight and
+// reading replies and pushes in its own goroutine, and the measured window
+// (drive).
+//
+// Deliveries are counted twice: to a user (the first of its sessions to get
+// a message: the guarantee) and to a session (each session is live all run,
+// so each should get every message). With one session per user the two
+// counts are the same.
 
 // run is the state one pairs or group run shares.
 type run struct {
@@ -25,10 +31,12 @@ type run struct {
 	stopping    atomic.Bool
 
 	stored, delivered, expected, stale atomic.Int64
+	sessDelivered, sessExpected        atomic.Int64
 	errMu                              sync.Mutex
 	errs                               map[string]int64
 
-	clients []*client
+	users   []*user
+	clients []*client // every session of every user
 }
 
 func newRun(cfg config) *run {
@@ -46,36 +54,101 @@ func (r *run) countError(code string) {
 	r.errMu.Unlock()
 }
 
-// client is one logged-in user of a run: a sender, a receiver or both.
+// user is one user of a run and its sessions. A sender has one session; a
+// recipient (pairs) or a member who does not send (group) has -devices, on
+// devices d1..dN, the first on the user's own node and each next one on the
+// node after (so with several -addr a user's sessions are on different
+// nodes). Senders keep one session: a message is also pushed to the
+// sender's other sessions, copies this accounting does not expect.
+type user struct {
+	name     string
+	sessions []*client
+
+	mu sync.Mutex // guards got
+	// With several sessions: by sender, how many of them got each sequence
+	// number, which tells the first session to get a message (the user's
+	// delivery) and the last (the end of the fan-out).
+	got map[int][]uint8
+}
+
+func (r *run) newUser(idx int, role string, node, sessions int) *user {
+	u := &user{name: r.cfg.prefix + role + strconv.Itoa(idx)}
+	if sessions > 1 {
+		u.got = map[int][]uint8{}
+	}
+	for k := 0; k < sessions; k++ {
+		cl := &client{run: r, user: u, idx: idx, name: u.name, addr: r.cfg.addrFor(node + k),
+			from: map[int]*seqTracker{}, readDone: make(chan struct{}),
+			storeHist: &Histogram{}, e2eHist: &Histogram{}}
+		if sessions > 1 {
+			cl.device = "d" + strconv.Itoa(k+1)
+		}
+		if r.cfg.devices > 1 {
+			cl.lastHist = &Histogram{}
+		}
+		u.sessions = append(u.sessions, cl)
+		r.clients = append(r.clients, cl)
+	}
+	r.users = append(r.users, u)
+	return u
+}
+
+// connect logs in sessions lo to hi-1, one after the other; the first
+// session registers the user.
+func (u *user) connect(lo, hi int) error {
+	for k := lo; k < hi; k++ {
+		if err := u.sessions[k].connect(k == 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gotMessage records that one more session of u got message seq of
+// sender, and says whether that session was the first of u's to get it and
+// whether it was the last. now is read under the lock, so the first
+// session's time is never after the last's.
+func (u *user) gotMessage(r *run, sender, seq int) (first, last bool, now int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := u.got[sender]
+	for seq >= len(n) {
+		n = append(n, 0)
+	}
+	n[seq]++
+	u.got[sender] = n
+	return n[seq] == 1, int(n[seq]) == len(u.sessions), r.now()
+}
+
+// client is one session of a user: a sender, a receiver or both.
 type client struct {
-	run  *run
-	idx  int // the sender number written into texts
-	name string
-	id   int64
-	addr string
-	c    *conn
+	run    *run
+	user   *user
+	idx    int // the sender number written into texts
+	name   string
+	device string // "": no device field
+	id     int64
+	addr   string
+	c      *conn
 
 	// Sending. head is the request up to the text, e.g. {"type":"chat","to":7,"text":"
-	head      []byte
-	receivers int64 // deliveries each stored message should make
-	window    chan struct{}
+	head             []byte
+	to               []*user
+	receivers        int64 // user deliveries each stored message should make
+	sessionReceivers int64 // and session deliveries
+	window           chan struct{}
 
 	// Owned by the reader goroutine until it ends.
 	okd       bitset // sequence numbers the server confirmed
 	storeHist *Histogram
-	e2eHist   *Histogram
+	e2eHist   *Histogram // to the first session of the user
+	lastHist  *Histogram // to the last one; only with -devices above 1
 	from      map[int]*seqTracker
 	readDone  chan struct{}
 
 	ackMu sync.Mutex
 	acks  []int64
 	ackB  []byte
-}
-
-func (r *run) newClient(idx int, role string, addr string) *client {
-	return &client{run: r, idx: idx, name: r.cfg.prefix + role + strconv.Itoa(idx), addr: addr,
-		from: map[int]*seqTracker{}, readDone: make(chan struct{}),
-		storeHist: &Histogram{}, e2eHist: &Histogram{}}
 }
 
 // setup dials and logs in every client, concurrency at a time.
@@ -110,19 +183,29 @@ func setupAll[T any](items []T, concurrency int, fn func(T) error) error {
 	return first
 }
 
-func (cl *client) connect() error {
+func (cl *client) connect(register bool) error {
 	c, err := dial(cl.addr, 16<<10, 16<<10)
 	if err != nil {
 		return err
 	}
 	cl.c = c
-	id, err := c.login(cl.name, cl.run.cfg.password)
+	id, err := c.loginDevice(cl.name, cl.run.cfg.password, cl.device, register)
 	if err != nil {
 		c.nc.Close()
 		return err
 	}
 	cl.id = id
 	return nil
+}
+
+// sendTo makes cl send to the users to with requests that start with head.
+func (cl *client) sendTo(head string, to []*user) {
+	cl.head, cl.to = []byte(head), to
+	cl.receivers = int64(len(to))
+	for _, u := range to {
+		cl.sessionReceivers += int64(len(u.sessions))
+	}
+	cl.window = make(chan struct{}, cl.run.cfg.window)
 }
 
 // sendLoop keeps the window full (or, with -rate, sends on a schedule)
@@ -240,6 +323,7 @@ func (cl *client) onReply(f *frame) {
 	cl.okd.add(t.seq)
 	r.stored.Add(1)
 	r.expected.Add(cl.receivers)
+	r.sessExpected.Add(cl.sessionReceivers)
 	if t.sentNs >= r.measureFrom.Load() {
 		cl.storeHist.Record(time.Duration(now - t.sentNs))
 	}
@@ -256,10 +340,7 @@ func (cl *client) onMessage(f *frame) {
 			cl.from[t.sender] = tr
 		}
 		if tr.see(t.seq, f.backlog) {
-			r.delivered.Add(1)
-			if t.sentNs >= r.measureFrom.Load() {
-				cl.e2eHist.Record(time.Duration(now - t.sentNs))
-			}
+			cl.delivered(&t, now)
 		}
 	} else {
 		r.stale.Add(1)
@@ -270,6 +351,30 @@ func (cl *client) onMessage(f *frame) {
 	cl.ackMu.Unlock()
 	if full {
 		cl.flushAcks()
+	}
+}
+
+// delivered accounts for a message this session got for the first time: a
+// delivery to the session, and to the user when it is the user's first
+// session to get it.
+func (cl *client) delivered(t *text, now int64) {
+	r := cl.run
+	first, last := true, true
+	if u := cl.user; len(u.sessions) > 1 {
+		first, last, now = u.gotMessage(r, t.sender, t.seq)
+	}
+	r.sessDelivered.Add(1)
+	if first {
+		r.delivered.Add(1)
+	}
+	if t.sentNs < r.measureFrom.Load() {
+		return
+	}
+	if first {
+		cl.e2eHist.Record(time.Duration(now - t.sentNs))
+	}
+	if last && cl.lastHist != nil {
+		cl.lastHist.Record(time.Duration(now - t.sentNs))
 	}
 }
 
@@ -291,14 +396,21 @@ func (cl *client) flushAcks() {
 	cl.c.write(b)
 }
 
-// lostAt counts the messages the server confirmed to cl that receiver
-// never got. Call it after the run, when the readers are done.
-func (cl *client) lostAt(receiver *client) int64 {
-	var seen bitset
-	if t := receiver.from[cl.idx]; t != nil {
-		seen = t.seen
+// lostAt counts, of the messages the server confirmed to cl, those no
+// session of u got (lost: the guarantee broken), and the deliveries the
+// sessions of u missed (each session is live all run, so each should get
+// every one). Call it after the run, when the readers are done.
+func (cl *client) lostAt(u *user) (lost, missed int64) {
+	var union bitset
+	for _, s := range u.sessions {
+		var seen bitset
+		if t := s.from[cl.idx]; t != nil {
+			seen = t.seen
+		}
+		missed += int64(seen.missing(cl.okd))
+		union.or(seen)
 	}
-	return int64(seen.missing(cl.okd))
+	return int64(union.missing(cl.okd)), missed
 }
 
 // drive runs the measured part of a pairs or group run: warm-up, the
@@ -341,9 +453,9 @@ func (r *run) drive(senders []*client, progress io.Writer, rep *Report) {
 	m := &meter{pids: cfg.pids}
 	m.begin()
 	r.measureFrom.Store(r.now())
-	stored0, delivered0 := r.stored.Load(), r.delivered.Load()
+	stored0, delivered0, sess0 := r.stored.Load(), r.delivered.Load(), r.sessDelivered.Load()
 	time.Sleep(cfg.duration)
-	stored1, delivered1 := r.stored.Load(), r.delivered.Load()
+	stored1, delivered1, sess1 := r.stored.Load(), r.delivered.Load(), r.sessDelivered.Load()
 	m.end()
 	close(r.stop)
 	sendWG.Wait()
@@ -357,7 +469,7 @@ func (r *run) drive(senders []*client, progress io.Writer, rep *Report) {
 		for _, cl := range senders {
 			inflight += len(cl.window)
 		}
-		if inflight == 0 && r.delivered.Load() >= r.expected.Load() {
+		if inflight == 0 && r.delivered.Load() >= r.expected.Load() && r.sessDelivered.Load() >= r.sessExpected.Load() {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -375,13 +487,19 @@ func (r *run) drive(senders []*client, progress io.Writer, rep *Report) {
 	}
 
 	rep.Stored, rep.Delivered = stored1-stored0, delivered1-delivered0
-	m.fill(rep, rep.Stored, rep.Delivered)
+	rep.SessionDeliveries = sess1 - sess0
+	// The server's cost per delivery is per push, that is per session.
+	m.fill(rep, rep.Stored, rep.SessionDeliveries)
 	rep.StoredPerS = float64(rep.Stored) / rep.Seconds
 	rep.DeliverPerS = float64(rep.Delivered) / rep.Seconds
-	var store, e2e Histogram
+	rep.SessionDeliverPerS = float64(rep.SessionDeliveries) / rep.Seconds
+	var store, e2e, last Histogram
 	for _, cl := range r.clients {
 		store.merge(cl.storeHist)
 		e2e.merge(cl.e2eHist)
+		if cl.lastHist != nil {
+			last.merge(cl.lastHist)
+		}
 		for _, t := range cl.from {
 			rep.Dup += int64(t.dup)
 			rep.Again += int64(t.again)
@@ -390,7 +508,20 @@ func (r *run) drive(senders []*client, progress io.Writer, rep *Report) {
 	}
 	ss, es := store.Summary(), e2e.Summary()
 	rep.StoreLatency, rep.E2ELatency = &ss, &es
+	if cfg.devices > 1 {
+		ls := last.Summary()
+		rep.E2ELastLatency = &ls
+	}
 	rep.Acked, rep.Expected, rep.Stale = r.stored.Load(), r.expected.Load(), r.stale.Load()
+	rep.DeliveredTotal = r.delivered.Load()
+	rep.SessionExpected, rep.SessionDeliveriesTotal = r.sessExpected.Load(), r.sessDelivered.Load()
+	for _, s := range senders {
+		for _, u := range s.to {
+			lost, missed := s.lostAt(u)
+			rep.Lost += lost
+			rep.SessionMissed += missed
+		}
+	}
 	rep.Errors = r.errs
 }
 
@@ -402,14 +533,14 @@ func (r *run) progress(w io.Writer, senders []*client) (stop func()) {
 		defer close(finished)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		lastS, lastD, start := r.stored.Load(), r.delivered.Load(), time.Now()
+		lastS, lastD, lastSD, start := r.stored.Load(), r.delivered.Load(), r.sessDelivered.Load(), time.Now()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
 			}
-			s, d := r.stored.Load(), r.delivered.Load()
+			s, d, sd := r.stored.Load(), r.delivered.Load(), r.sessDelivered.Load()
 			inflight := 0
 			for _, cl := range senders {
 				inflight += len(cl.window)
@@ -420,9 +551,13 @@ func (r *run) progress(w io.Writer, senders []*client) (stop func()) {
 				nerr += n
 			}
 			r.errMu.Unlock()
-			fmt.Fprintf(w, "[%4.0fs] stored %8d/s  delivered %8d/s  in flight %5d  pending deliveries %7d  errors %d\n",
-				time.Since(start).Seconds(), s-lastS, d-lastD, inflight, r.expected.Load()-d, nerr)
-			lastS, lastD = s, d
+			sessions := ""
+			if r.cfg.devices > 1 {
+				sessions = fmt.Sprintf("  to sessions %8d/s  pending %7d", sd-lastSD, r.sessExpected.Load()-sd)
+			}
+			fmt.Fprintf(w, "[%4.0fs] stored %8d/s  delivered %8d/s  in flight %5d  pending deliveries %7d%s  errors %d\n",
+				time.Since(start).Seconds(), s-lastS, d-lastD, inflight, r.expected.Load()-d, sessions, nerr)
+			lastS, lastD, lastSD = s, d, sd
 		}
 	}()
 	return func() { close(done); <-finished }
@@ -430,7 +565,7 @@ func (r *run) progress(w io.Writer, senders []*client) (stop func()) {
 
 func (r *run) report(senders int) *Report {
 	return &Report{Scenario: r.cfg.scenario, Addrs: r.cfg.addrs, Clients: len(r.clients), Senders: senders,
-		Window: r.cfg.window, Size: r.cfg.size, RateTarget: r.cfg.rate}
+		Users: len(r.users), Devices: r.cfg.devices, Window: r.cfg.window, Size: r.cfg.size, RateTarget: r.cfg.rate}
 }
 
 func (r *run) closeAll() {

@@ -19,83 +19,78 @@ func runPairs(cfg config, progress io.Writer) (*Report, error) {
 	}
 	rep := r.report(len(senders))
 	r.drive(senders, progress, rep)
-	rep.Lost = r.pairsLost(senders)
 	return rep, nil
 }
 
-// setupPairs logs every pair in; the recipient of senders[i] is
-// r.clients[2*i+1].
+// setupPairs logs every pair in: sender i on node i, its recipient's
+// sessions on the nodes from i+1 on.
 func setupPairs(cfg config, progress io.Writer) (*run, []*client, error) {
 	r := newRun(cfg)
 	senders := make([]*client, cfg.pairs)
+	recipients := make([]*user, cfg.pairs)
 	for i := range senders {
-		s := r.newClient(i, "s", cfg.addrFor(i))
-		rc := r.newClient(i, "r", cfg.addrFor(i+1))
-		senders[i] = s
-		r.clients = append(r.clients, s, rc)
+		senders[i] = r.newUser(i, "s", i, 1).sessions[0]
+		recipients[i] = r.newUser(i, "r", i+1, cfg.devices)
 	}
 	fmt.Fprintf(progress, "setting up %d clients\n", len(r.clients))
-	if err := setupAll(r.clients, cfg.concurrency, (*client).connect); err != nil {
+	if err := setupAll(r.users, cfg.concurrency, func(u *user) error { return u.connect(0, len(u.sessions)) }); err != nil {
 		r.closeAll()
 		return nil, nil, fmt.Errorf("setup: %w", err)
 	}
 	for i, s := range senders {
-		rc := r.clients[2*i+1]
-		s.head = []byte(`{"type":"chat","to":` + strconv.FormatInt(rc.id, 10) + `,"text":"`)
-		s.receivers = 1
-		s.window = make(chan struct{}, cfg.window)
+		rc := recipients[i]
+		s.sendTo(`{"type":"chat","to":`+strconv.FormatInt(rc.sessions[0].id, 10)+`,"text":"`, []*user{rc})
 	}
 	return r, senders, nil
-}
-
-// pairsLost counts what every pair's recipient missed, after the run.
-func (r *run) pairsLost(senders []*client) int64 {
-	var lost int64
-	for i, s := range senders {
-		lost += s.lostAt(r.clients[2*i+1])
-	}
-	return lost
 }
 
 // runGroup: G groups of K members; the first S members of each send.
 func runGroup(cfg config, progress io.Writer) (*Report, error) {
 	r := newRun(cfg)
-	groups := make([][]*client, cfg.groups)
+	groups := make([][]*user, cfg.groups)
 	var senders []*client
 	for g := range groups {
 		for j := 0; j < cfg.members; j++ {
 			idx := g*cfg.members + j
-			cl := r.newClient(idx, "m", cfg.addrFor(idx))
-			groups[g] = append(groups[g], cl)
-			r.clients = append(r.clients, cl)
+			sessions := cfg.devices
 			if j < cfg.senders {
-				senders = append(senders, cl)
+				sessions = 1
+			}
+			u := r.newUser(idx, "m", idx, sessions)
+			groups[g] = append(groups[g], u)
+			if j < cfg.senders {
+				senders = append(senders, u.sessions[0])
 			}
 		}
 	}
 	fmt.Fprintf(progress, "setting up %d clients in %d groups\n", len(r.clients), cfg.groups)
-	if err := setupAll(r.clients, cfg.concurrency, (*client).connect); err != nil {
+	// Every member joins on its first session; its other sessions log in
+	// after, as members already (a device that logs in later).
+	if err := setupAll(r.users, cfg.concurrency, func(u *user) error { return u.connect(0, 1) }); err != nil {
 		r.closeAll()
 		return nil, fmt.Errorf("setup: %w", err)
 	}
-	err := setupAll(groups, cfg.concurrency, func(members []*client) error {
-		c, err := members[0].c.call("create_group", `"name":"`+members[0].name+`"`)
+	err := setupAll(groups, cfg.concurrency, func(members []*user) error {
+		first := members[0].sessions[0]
+		c, err := first.c.call("create_group", `"name":"`+first.name+`"`)
 		if err != nil || !c.ok {
 			return fmt.Errorf("create_group: %v %s", err, c.code)
 		}
 		gid := strconv.FormatInt(c.groupID, 10)
 		for _, m := range members[1:] {
-			if j, err := m.c.call("join_group", `"group":`+gid); err != nil || !j.ok {
+			if j, err := m.sessions[0].c.call("join_group", `"group":`+gid); err != nil || !j.ok {
 				return fmt.Errorf("join_group: %v %s", err, j.code)
 			}
 		}
-		for _, m := range members[:cfg.senders] {
-			m.head = []byte(`{"type":"group_chat","group":` + gid + `,"text":"`)
-			m.receivers = int64(cfg.members - 1)
-			m.window = make(chan struct{}, cfg.window)
+		for j, m := range members[:cfg.senders] {
+			others := append(append([]*user(nil), members[:j]...), members[j+1:]...)
+			m.sessions[0].sendTo(`{"type":"group_chat","group":`+gid+`,"text":"`, others)
 		}
 		return nil
 	})
+	if err == nil && cfg.devices > 1 {
+		err = setupAll(r.users, cfg.concurrency, func(u *user) error { return u.connect(1, len(u.sessions)) })
+	}
 	if err != nil {
 		r.closeAll()
 		return nil, fmt.Errorf("setup: %w", err)
@@ -103,15 +98,6 @@ func runGroup(cfg config, progress io.Writer) (*Report, error) {
 	rep := r.report(len(senders))
 	rep.Members = cfg.members
 	r.drive(senders, progress, rep)
-	for _, members := range groups {
-		for _, s := range members[:cfg.senders] {
-			for _, m := range members {
-				if m != s {
-					rep.Lost += s.lostAt(m)
-				}
-			}
-		}
-	}
 	return rep, nil
 }
 

@@ -30,6 +30,16 @@ func (b bitset) count() int {
 	return n
 }
 
+// or adds the members of o.
+func (b *bitset) or(o bitset) {
+	for len(*b) < len(o) {
+		*b = append(*b, 0)
+	}
+	for i, w := range o {
+		(*b)[i] |= w
+	}
+}
+
 // missing counts the members of want that are not in b.
 func (b bitset) missing(want bitset) int {
 	n := 0

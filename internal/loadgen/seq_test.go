@@ -42,4 +42,11 @@ func TestSeqTracker(t *testing.T) {
 	if b.add(1000) || !b.add(1000) || !b.has(1000) || b.has(999) || b.count() != 1 {
 		t.Error("bitset add/has/count")
 	}
+	var u bitset
+	u.or(b)
+	u.add(3)
+	u.or(nil)
+	if u.count() != 2 || !u.has(1000) || !u.has(3) || b.has(3) {
+		t.Error("bitset or")
+	}
 }
