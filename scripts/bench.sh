@@ -554,6 +554,7 @@ suite_ceiling() {
 
 suite_sqlite() {
 	sqlite_measure sqlite pairs "${PAIRS[@]}"
+	sqlite_measure sqlite pairs-devices2 "${PAIRS[@]}" -devices 2
 	sqlite_measure sqlite group "${GROUP[@]}"
 	sqlite_measure sqlite login "${LOGIN[@]}"
 }
@@ -568,6 +569,7 @@ suite_mysql() {
 	dsn=$(py dsn-db "$MYSQL_BASE" chatbench)
 	check_headroom 40
 	mysql_measure pairs "$dsn" "${PAIRS[@]}"
+	mysql_measure pairs-devices2 "$dsn" "${PAIRS[@]}" -devices 2
 	mysql_measure group "$dsn" "${GROUP[@]}"
 	mysql_measure pairs-rate10k "$dsn" "${PAIRS[@]}" -rate 10000
 	mysql_measure login "$dsn" "${LOGIN[@]}"
