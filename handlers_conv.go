@@ -98,10 +98,8 @@ type convRef struct {
 	hasWith     bool
 }
 
-// convArgs reads with and group, exactly one of them. Nobody has a
-// conversation with themselves: with oneself is a bad_request, as a chat
-// to oneself is.
-func convArgs(c *conn, r *Request) (a convRef, perr *ProtoError) {
+// withOrGroup reads with and group, exactly one of them.
+func withOrGroup(r *Request) (a convRef, perr *ProtoError) {
 	var hasGroup bool
 	if a.with, a.hasWith, perr = optInt(r.f.With, "with"); perr != nil {
 		return a, perr
@@ -111,6 +109,16 @@ func convArgs(c *conn, r *Request) (a convRef, perr *ProtoError) {
 	}
 	if a.hasWith == hasGroup {
 		return a, protoErr(wire.CodeBadRequest, `exactly one of "with" and "group" is required`)
+	}
+	return a, nil
+}
+
+// convArgs reads with and group, exactly one of them. Nobody has a
+// conversation with themselves: with oneself is a bad_request, as a chat
+// to oneself is.
+func convArgs(c *conn, r *Request) (a convRef, perr *ProtoError) {
+	if a, perr = withOrGroup(r); perr != nil {
+		return a, perr
 	}
 	if a.hasWith && a.with == c.userID() {
 		return a, protoErr(wire.CodeBadRequest, "you have no conversation with yourself")

@@ -156,22 +156,17 @@ func handleAck(ctx context.Context, c *conn, r *Request) response {
 
 // historyReq is a history request's fields.
 type historyReq struct {
-	with, group, before, after   int64
-	hasWith, hasBefore, hasAfter bool
-	limit                        int
+	convRef
+	before, after       int64
+	hasBefore, hasAfter bool
+	limit               int
 }
 
-// historyArgs reads a history request's fields.
+// historyArgs reads a history request's fields. Unlike read and typing,
+// history with oneself is not refused: it finds no conversation.
 func historyArgs(c *conn, r *Request) (a historyReq, perr *ProtoError) {
-	var hasGroup bool
-	if a.with, a.hasWith, perr = optInt(r.f.With, "with"); perr != nil {
+	if a.convRef, perr = withOrGroup(r); perr != nil {
 		return a, perr
-	}
-	if a.group, hasGroup, perr = optInt(r.f.Group, "group"); perr != nil {
-		return a, perr
-	}
-	if a.hasWith == hasGroup {
-		return a, protoErr(wire.CodeBadRequest, `exactly one of "with" and "group" is required`)
 	}
 	if a.before, a.hasBefore, perr = optInt(r.f.Before, "before"); perr != nil {
 		return a, perr
