@@ -124,6 +124,7 @@ type core struct {
 	typing    typingState
 	typingDue <-chan time.Time
 	keys      <-chan string // the line being typed, from the terminal; nil in plain mode
+	hold      holdState     // push lines waiting for a name (hold.go)
 
 	// the connection
 	conn      *conn // nil while disconnected
@@ -259,6 +260,7 @@ func (c *core) loop(inputs <-chan input) int {
 		}
 		exit, wait := c.exitReady(time.Now())
 		if exit {
+			c.releaseHeld()
 			if c.failed {
 				return 1
 			}
@@ -303,6 +305,9 @@ func (c *core) exitReady(now time.Time) (bool, time.Duration) {
 		if (r.typ == "ack" || r.typ == "read") && drained < 8*time.Second {
 			return false, 200 * time.Millisecond
 		}
+	}
+	if len(c.hold.pending) > 0 && c.conn != nil && drained < 8*time.Second {
+		return false, 200 * time.Millisecond // push lines wait for a name
 	}
 	return true, 0
 }

@@ -214,6 +214,18 @@ func (n *names) user(id int64) string {
 	return "user " + strconv.FormatInt(id, 10)
 }
 
+// knows reports whether user names id by more than its number.
+func (n *names) knows(id int64) bool {
+	_, ok := n.users[id]
+	return ok || id == n.me && id != 0
+}
+
+// knowsGroup reports whether group names id by more than its number.
+func (n *names) knowsGroup(id int64) bool {
+	_, ok := n.groups[id]
+	return ok
+}
+
 // group names a group: "#3 gophers", or "#3" when unknown.
 func (n *names) group(id int64) string {
 	s := "#" + strconv.FormatInt(id, 10)

@@ -57,16 +57,14 @@ func (c *core) onPush(f *frame) {
 		c.onTypingPush(f, now)
 		return
 	case "synced":
-		c.out.print(outNotice, fmtSynced(c.missed))
+		c.showLine(outNotice, fmtSynced(c.missed))
 		return
 	case "group_updated":
 		if g := f.groupObj(); g != nil {
 			line := fmtGroupUpdated(c.names.groups[g.ID], g)
 			c.names.addGroup(g)
 			c.refreshPrompt()
-			if line != "" {
-				c.out.print(outNotice, line)
-			}
+			c.showLine(outNotice, line)
 		}
 		return
 	case "presence", "friend_request", "friend_removed":
@@ -118,9 +116,50 @@ func (c *core) onPush(f *frame) {
 		c.setMe(nil)
 		c.failed = true
 	}
-	if line := fmtPush(c.names, f); line != "" {
-		c.out.print(outNotice, line)
+	if need := pushNeeds(c.me, f); need != (convKey{}) {
+		// Made when printed: with the name looked up.
+		c.showPush(outNotice, need, func() string { return fmtPush(c.names, f) })
+	} else {
+		c.showLine(outNotice, fmtPush(c.names, f))
 	}
+}
+
+// pushNeeds is the user or group a push's line names by id alone, which
+// the client may not know (hold.go): the other side of one's own private
+// message edited on another device, or of a private conversation where a
+// message was deleted; the group of an edit, a deletion, a typing notice
+// or a member's coming and going (a group created or joined on another
+// device). The zero key for none.
+func pushNeeds(me *wire.User, f *frame) convKey {
+	if me == nil {
+		return convKey{}
+	}
+	switch f.Type {
+	case "edited":
+		if f.Message != nil {
+			return msgNeeds(me, &f.Message.Message)
+		}
+	case "deleted":
+		if g := f.groupID(); g != 0 {
+			return convKey{group: g}
+		}
+		return convKey{with: f.With}
+	case "typing", "member_joined", "member_left", "member_removed":
+		return convKey{group: f.groupID()}
+	}
+	return convKey{}
+}
+
+// msgNeeds is the user or group a message's line names by id alone: its
+// group, or the recipient of one's own message (from another device).
+func msgNeeds(me *wire.User, m *wire.Message) convKey {
+	switch {
+	case m.Group != 0:
+		return convKey{group: m.Group}
+	case me != nil && m.From == me.ID:
+		return convKey{with: m.To}
+	}
+	return convKey{}
 }
 
 func (c *core) onMessage(m *message, backlog bool, now time.Time) {
@@ -134,7 +173,7 @@ func (c *core) onMessage(m *message, backlog bool, now time.Time) {
 		if c.me != nil && m.From == c.me.ID {
 			out = outOK // a copy of one's own message, sent from another device
 		}
-		c.out.print(out, fmtMessage(c.names, m, kind))
+		c.showPush(out, msgNeeds(c.me, &m.Message), func() string { return fmtMessage(c.names, m, kind) })
 		if c.me != nil {
 			if m.From == c.me.ID {
 				c.sentOwn(m)

@@ -192,7 +192,7 @@ func (c *core) onReadPush(f *frame) {
 	} else {
 		c.reads.own[k] = ids[n:]
 	}
-	c.out.print(outNotice, fmtRead(f.User.Name, f.ID))
+	c.showLine(outNotice, fmtRead(f.User.Name, f.ID))
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

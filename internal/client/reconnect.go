@@ -148,6 +148,7 @@ func (c *core) giveUp() {
 func (c *core) failQueue(why string) {
 	q := c.queue
 	c.queue = nil
+	c.releaseHeld() // the name lookups went with the queue
 	for _, r := range q {
 		if r.op != nil {
 			c.fail(r.op, "%s", why)

@@ -108,3 +108,54 @@ func TestPushesV2(t *testing.T) {
 		t.Errorf("output:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// A push that names a user by id alone (one's own message copied from
+// another device, its edit, a deletion with them) waits for a whois of
+// that id, and the push lines after it wait too: the name is shown, in
+// the order of the pushes. A failed lookup shows "user N", once. A group
+// not known (created on another device) is looked up with groups.
+func TestPushWaitsForName(t *testing.T) {
+	fs := newFakeServer(t)
+	in, out, rc := startScripted(t, fs, func(cfg *config) { cfg.readEvery = time.Hour })
+	fs.send(`{"type":"message","message":{"id":7,"from":1,"from_name":"alice","to":5,"text":"from my phone","ts":1}}`)
+	fs.send(`{"type":"message","message":{"id":8,"from":2,"from_name":"bob","to":1,"text":"after it","ts":1}}`)
+	w := fs.next("whois")
+	checkFields(t, w, `{"id":5}`)
+	fs.reply(w, `"user":{"id":5,"name":"erin"}`)
+	out.waitFor(0, "after it")
+	// Known now: no lookup. An id that does not exist: one lookup, then "user 9".
+	fs.send(`{"type":"edited","message":{"id":7,"from":1,"from_name":"alice","to":5,"text":"edited","ts":1,"edited":2}}`)
+	fs.send(`{"type":"deleted","id":11,"with":9}`)
+	fs.fail(fs.next("whois"), "no_such_user")
+	out.waitFor(0, "deleted [11] with user 9")
+	fs.send(`{"type":"deleted","id":12,"with":9}`)
+	out.waitFor(0, "deleted [12] with user 9")
+	fs.send(`{"type":"member_joined","group":4,"user":{"id":2,"name":"bob"}}`)
+	fs.send(`{"type":"message","message":{"id":13,"from":2,"from_name":"bob","group":4,"text":"in four","ts":1}}`)
+	fs.reply(fs.next("groups"), `"groups":[{"id":4,"name":"four","desc":"","members":[]}]`)
+	out.waitFor(0, "in four")
+	in.Close()
+	fs.reply(fs.next("read"), "") // bob's messages, marked read at the exit
+	fs.reply(fs.next("read"), "")
+	if status := waitExit(t, rc); status != 0 {
+		t.Errorf("exit status %d", status)
+	}
+	if left := leftOver(fs, "whois"); len(left) != 0 {
+		t.Errorf("more lookups: %v", left)
+	}
+	got := clientTimes.ReplaceAllString(out.String(), "TIME")
+	got = got[strings.Index(got, "groups: "):]
+	got = got[strings.Index(got, "\n")+1:]
+	want := strings.Join([]string{
+		"message TIME [7] you -> erin: from my phone",
+		"message TIME [8] bob -> you: after it",
+		"edited TIME [7] you -> erin: edited",
+		"deleted [11] with user 9",
+		"deleted [12] with user 9",
+		"member bob joined #4 four",
+		"message TIME [13] bob -> #4 four: in four",
+	}, "\n") + "\n"
+	if got != want {
+		t.Errorf("output:\n%s\nwant:\n%s", got, want)
+	}
+}

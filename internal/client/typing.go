@@ -126,9 +126,7 @@ func (c *core) onTypingPush(f *frame, now time.Time) {
 	}
 	c.names.addUser(f.User.ID, f.User.Name)
 	if c.cfg.plain {
-		if line := fmtPush(c.names, f); line != "" {
-			c.out.print(outNotice, line)
-		}
+		c.showPush(outNotice, pushNeeds(c.me, f), func() string { return fmtPush(c.names, f) })
 		return
 	}
 	t := &c.typing
