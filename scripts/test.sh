@@ -22,8 +22,9 @@
 #                    servers the tests start in-process listen on port 0.
 #
 # Installs (as root, only what is missing, saying so first): mariadb-server
-# and redis-server unless CHAT_TEST_MYSQL / CHAT_TEST_REDIS are set, and
-# nginx with libnginx-mod-stream for the cluster tests.
+# and redis-server unless CHAT_TEST_MYSQL / CHAT_TEST_REDIS are set,
+# nginx with libnginx-mod-stream for the cluster tests, and chromium for the
+# browser tests (scripts/chromium.sh).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -159,6 +160,7 @@ wanted=()
 [ -n "${CHAT_TEST_MYSQL:-}" ] || wanted+=("mariadb-server (a private MariaDB; CHAT_TEST_MYSQL names yours instead)")
 [ -n "${CHAT_TEST_REDIS:-}" ] || wanted+=("redis-server (a private Redis; CHAT_TEST_REDIS names yours instead)")
 wanted+=("nginx libnginx-mod-stream (the cluster tests' front)")
+wanted+=("chromium (the browser tests; CHAT_CHROMIUM names another browser)")
 say "needs, and installs with apt-get when missing and run as root:"
 for w in "${wanted[@]}"; do say "  $w"; done
 [ -z "${CHAT_PORTS:-}" ] || say "ports of the services and clusters it starts: $CHAT_PORTS (CHAT_PORTS)"
@@ -192,6 +194,8 @@ else
 fi
 say "nginx for the cluster tests: scripts/cluster.sh install"
 run "$ROOT/scripts/cluster.sh" install
+say "chromium for the browser tests: scripts/chromium.sh install"
+run "$ROOT/scripts/chromium.sh" install
 export CHAT_TEST_REQUIRE=1
 done_phase
 
