@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -117,8 +118,10 @@ func webURL(scheme, listen string, addr net.Addr) string {
 	return scheme + "://" + net.JoinHostPort(host, port) + "/"
 }
 
-// serveWS upgrades a request to a WebSocket and serves the protocol over
-// it on the request's goroutine until the connection ends.
+// serveWS upgrades a request to a WebSocket and starts serving the
+// protocol over it. The connection gets goroutines of its own, as the
+// client port's do, and the request's returns: what net/http holds for a
+// request (its buffers, a deep stack) is not kept for the WebSocket's life.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.closing.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
@@ -138,9 +141,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		nc.Close()
 		return
 	}
-	defer s.wg.Done()
-	c.serve()
-	s.untrack(c, transportWS)
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.untrack(c, transportWS)
+	}()
 }
 
 // corkHijacker hands the WebSocket library a connection that batches its
@@ -160,9 +165,21 @@ func (h *corkHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.cork = &corkConn{Conn: nc}
-	// A small buffer: it holds a frame's header while the payload, written
-	// straight through, follows it to the cork's batch.
-	return h.cork, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(h.cork, 512)), nil
+	// Small buffers instead of net/http's 4 KiB ones, held for the
+	// WebSocket's life. The writer holds a frame's header while the
+	// payload, written straight through, follows it to the cork's batch.
+	// The reader must start with what net/http read past the request (a
+	// client's first message may have come with it), held in its buffer:
+	// the library takes what is buffered there and reads the connection
+	// after it. A frame's header is read through it, a payload longer than
+	// it straight into its place.
+	ahead, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(ahead)), nc), max(1024, len(ahead)))
+	if _, err := br.Peek(len(ahead)); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return h.cork, bufio.NewReadWriter(br, bufio.NewWriterSize(h.cork, 512)), nil
 }
 
 func (h *corkHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }

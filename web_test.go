@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -631,4 +632,51 @@ func TestWSDeadline(t *testing.T) {
 	default:
 	}
 	d.stop()
+}
+
+// A client may send its first message right behind the handshake, in the
+// same TCP write: what the HTTP server read past the request is the
+// start of the WebSocket's input.
+func TestWebReadAhead(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, sqliteURL(t), withWeb)
+	nc, err := net.DialTimeout("tcp", ts.web, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", ts.web)
+	for _, msg := range []string{`{"type":"ping","rid":1}`, `{"type":"ping","rid":2}`} {
+		// A masked text frame, as a client sends it.
+		mask := [4]byte{1, 2, 3, 4}
+		req.Write([]byte{0x81, 0x80 | byte(len(msg))})
+		req.Write(mask[:])
+		for i := range len(msg) {
+			req.WriteByte(msg[i] ^ mask[i%4])
+		}
+	}
+	if _, err := nc.Write(req.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	for rid := 1; rid <= 2; rid++ {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, h[1]&0x7f)
+		if _, err := io.ReadFull(br, body); err != nil {
+			t.Fatal(err)
+		}
+		if h[0] != 0x81 || string(body) != fmt.Sprintf(`{"type":"ping","rid":%d,"ok":true}`, rid) {
+			t.Fatalf("frame %#x %q", h[0], body)
+		}
+	}
 }
