@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,8 @@ var cmdDefaults = Config{
 	MaxConnsPerIP: 256,
 	LoginTimeout:  30 * time.Second,
 	SendBuffer:    4 << 20,
+
+	Web: ":8080",
 }
 
 func cmdNode(port string) string {
@@ -101,11 +104,19 @@ func TestParseConfig(t *testing.T) {
 		{name: "every flag", args: []string{"-listen", ":1", "-db", dsn, "-redis", "r:1", "-node", "n", "-admin", ":2",
 			"-idle-timeout", "3s", "-max-frame", "300", "-send-queue", "4", "-max-devices", "2", "-rate", "5", "-bcrypt-cost", "6", "-log-level", "warn",
 			"-tls-cert", "c.pem", "-tls-key", "k.pem", "-max-conns", "7", "-max-conns-per-ip", "8", "-login-timeout", "9s",
-			"-send-buffer", "512KiB", "-pprof"},
+			"-send-buffer", "512KiB", "-pprof", "-web", ":3", "-web-origins", "a.example"},
 			want: Config{Listen: ":1", DB: dsn, Redis: "r:1", RedisPrefix: "chat", Node: "n", Admin: ":2", IdleTimeout: 3 * time.Second,
 				MaxFrame: 300, SendQueue: 4, MaxDevices: 2, Rate: 5, BcryptCost: 6, LogLevel: "warn",
 				TLSCert: "c.pem", TLSKey: "k.pem", MaxConns: 7, MaxConnsPerIP: 8, LoginTimeout: 9 * time.Second,
-				SendBuffer: 512 << 10, Pprof: true}},
+				SendBuffer: 512 << 10, Pprof: true, Web: ":3", WebOrigins: originList{"a.example"}}},
+		{name: "-web", args: []string{"-web", "127.0.0.1:8081"}, want: with(func(c *Config) { c.Web = "127.0.0.1:8081" })},
+		{name: "-web empty is off", args: []string{"-web="}, want: with(func(c *Config) { c.Web = "" })},
+		{name: "-web off", args: []string{"-web", "off"}, want: with(func(c *Config) { c.Web = "" })},
+		{name: "CHAT_WEB", env: map[string]string{"CHAT_WEB": ":9090"}, want: with(func(c *Config) { c.Web = ":9090" })},
+		{name: "CHAT_WEB off", env: map[string]string{"CHAT_WEB": "off"}, want: with(func(c *Config) { c.Web = "" })},
+		{name: "-web-origins", args: []string{"-web-origins", "chat.example.com, *.example.org,https://x.example"},
+			want: with(func(c *Config) { c.WebOrigins = originList{"chat.example.com", "*.example.org", "https://x.example"} })},
+		{name: "CHAT_WEB_ORIGINS", env: map[string]string{"CHAT_WEB_ORIGINS": "a.example"}, want: with(func(c *Config) { c.WebOrigins = originList{"a.example"} })},
 		{name: "-trusted-proxies", args: []string{"-trusted-proxies", "10.0.0.10, 10.1.0.0/16,2001:db8::/48,::ffff:192.0.2.1"},
 			want: with(func(c *Config) {
 				c.TrustedProxies = prefixList{netip.MustParsePrefix("10.0.0.10/32"), netip.MustParsePrefix("10.1.0.0/16"),
@@ -183,6 +194,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "-send-buffer below a frame", args: []string{"-send-buffer", "64KiB"}, err: "send-buffer"},
 		{name: "-pprof without -admin", args: []string{"-pprof"}, err: "admin"},
 		{name: "-trusted-proxies not an address", args: []string{"-trusted-proxies", "nginx.internal"}, err: "trusted-proxies"},
+		{name: "-web-origins bad pattern", args: []string{"-web-origins", "[a"}, err: "web-origins"},
+		{name: "-web-origins any", args: []string{"-web-origins", "*"}, err: "web-origins"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -368,6 +381,11 @@ func cmdStart(t *testing.T, bin string, args []string, env map[string]string) *c
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}
+	if _, ok := env["CHAT_WEB"]; !ok {
+		// A web port of its own, not the default :8080 that every
+		// process would fight over (a -web argument still wins).
+		p.cmd.Env = append(p.cmd.Env, "CHAT_WEB=127.0.0.1:0")
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -460,10 +478,22 @@ func TestServerProcess(t *testing.T) {
 		if err != nil || code != 200 || strings.TrimSpace(body) != "ok" {
 			t.Fatalf("/healthz: %d %q %v", code, body, err)
 		}
+		// The address to open in a browser is logged, and serves the page.
+		var m []string
+		for deadline := time.Now().Add(5 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
+			m = regexp.MustCompile(`web client: (http://\S+/)`).FindStringSubmatch(p.stderr.String())
+			if m == nil && time.Now().After(deadline) {
+				t.Fatalf("no web client address logged; stderr:\n%s", p.stderr.String())
+			}
+		}
+		if code, body, err := cmdHTTPGet(m[1]); err != nil || code != 200 || !strings.Contains(body, "<html") {
+			t.Fatalf("GET %s: %d %v %.200q", m[1], code, err, body)
+		}
 		// The probe connection of waitListening may take a moment to be
 		// counted out.
 		wantMetrics := []string{
-			"chat_connections 1",
+			`chat_connections{transport="tcp"} 1`,
+			`chat_connections{transport="ws"} 0`,
 			"chat_sessions 1",
 			`chat_requests_total{type="login"} 1`,
 			`chat_requests_total{type="register"} 1`,

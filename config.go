@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,11 @@ type Config struct {
 	SendBuffer      byteSize      // bytes queued for one connection before its reading stops
 	Pprof           bool          // serve /debug/pprof/ on the admin address
 	TrustedProxies  prefixList    // proxies besides loopback: exempt from per-address limits
+
+	// The web port (web.go): the browser client at /, the protocol over
+	// WebSocket at /ws.
+	Web        string     // HTTP address; empty: no web port
+	WebOrigins originList // host patterns of other pages allowed to open /ws
 }
 
 func defaultConfig() Config {
@@ -59,6 +65,8 @@ func defaultConfig() Config {
 		MaxConnsPerIP: 256,
 		LoginTimeout:  30 * time.Second,
 		SendBuffer:    4 << 20,
+
+		Web: ":8080",
 	}
 }
 
@@ -92,6 +100,8 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.DurationVar(&cfg.LoginTimeout, "login-timeout", cfg.LoginTimeout, "close a connection not logged in by then (blank lines and pings do not extend it; a TLS handshake must finish within it, at most 10s)")
 	fs.Var(&cfg.SendBuffer, "send-buffer", "bytes queued for one connection (replies, login backlog and pushes) before the server stops reading it: a number, or with KiB, MiB or GiB")
 	fs.Var(&cfg.TrustedProxies, "trusted-proxies", "addresses or CIDR prefixes of proxies in front of this server (nginx on another host), comma-separated: like loopback, exempt from -max-conns-per-ip and the per-address login throttle")
+	fs.StringVar(&cfg.Web, "web", cfg.Web, "HTTP address serving the browser client at / and the protocol over WebSocket at /ws (HTTPS and wss with -tls-cert); empty or off: no web port")
+	fs.Var(&cfg.WebOrigins, "web-origins", "host patterns (path.Match, e.g. chat.example.com or *.example.com; with a scheme, https://chat.example.com) of other pages' origins allowed to open /ws, comma-separated; the page's own host is always allowed")
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve /debug/pprof/ on the -admin address (CPU and memory profiles; keep that address private)")
 
 	var envErr error
@@ -146,6 +156,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("-send-buffer must hold at least one frame (-max-frame %d bytes and its newline)", c.MaxFrame)
 	case c.Pprof && c.Admin == "":
 		return errors.New("-pprof needs -admin: it is served there")
+	}
+	if c.Web == "off" {
+		// The environment has no empty value: CHAT_WEB= is unset.
+		c.Web = ""
 	}
 	kind, _, err := splitDBURL(c.DB)
 	if err != nil {
@@ -251,3 +265,27 @@ func (l prefixList) String() string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// originList is a comma-separated list of origin host patterns, as
+// websocket.AcceptOptions.OriginPatterns takes them.
+type originList []string
+
+func (l *originList) Set(s string) error {
+	var out originList
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		// Checked here: the WebSocket library would only log a bad
+		// pattern, at each refused request.
+		if _, err := path.Match(f, ""); err != nil || f == "*" {
+			return fmt.Errorf("%q is not an origin host pattern (a host, a path.Match pattern such as *.example.com, not * alone)", f)
+		}
+		out = append(out, f)
+	}
+	*l = out
+	return nil
+}
+
+func (l originList) String() string { return strings.Join(l, ",") }

@@ -201,6 +201,14 @@ func (c *conn) readLoop() (last []byte, eof bool) {
 			}
 		case err == nil:
 			lr.err = lr.fill() // the one call that waits
+		case err == errBinaryMessage:
+			// A WebSocket binary message (wsconn.go): answered as a
+			// line that is not a frame would be; reading goes on.
+			lr.err = nil
+			if !c.waitRoom(nil) {
+				return nil, false
+			}
+			c.badFrame(nil, errBinaryMessage)
 		default:
 			return c.readEnd(line, ok, err)
 		}

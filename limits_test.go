@@ -305,7 +305,7 @@ func TestLimitConnectionCaps(t *testing.T) {
 			if want := fmt.Sprintf("chat_connections_refused_total{reason=%q} 1\n", tc.reason); !strings.Contains(metrics.String(), want) {
 				t.Fatalf("metrics lack %q:\n%s", want, metrics.String())
 			}
-			if got := ts.srv.metrics.connectionsTotal.Load(); got != int64(len(tc.from)-1) {
+			if got := ts.srv.metrics.connectionsTotal[transportTCP].Load(); got != int64(len(tc.from)-1) {
 				t.Fatalf("%d connections served, want %d", got, len(tc.from)-1)
 			}
 

@@ -14,8 +14,8 @@ import (
 // Metrics are the server's counters, written in the Prometheus text format
 // by hand: a few dozen lines instead of a dependency.
 type Metrics struct {
-	connections      atomic.Int64 // open client connections
-	connectionsTotal atomic.Int64
+	connections      [numTransports]atomic.Int64 // open client connections, by transport
+	connectionsTotal [numTransports]atomic.Int64
 	sessions         atomic.Int64 // logged-in sessions on this node
 	messagesStored   atomic.Int64
 	messagesPushed   atomic.Int64 // message pushes queued to recipients
@@ -154,6 +154,23 @@ func formatFloat(f float64) string {
 	return fmt.Sprintf("%g", f)
 }
 
+// transport is how a client connection reaches the server; the label of
+// the connection metrics.
+type transport uint8
+
+const (
+	transportTCP transport = iota // the client port, TLS or not
+	transportWS                   // WebSocket on the web port, https or not
+	numTransports
+)
+
+func (t transport) String() string {
+	if t == transportWS {
+		return "ws"
+	}
+	return "tcp"
+}
+
 // refused counts a connection a cap turned away.
 func (m *Metrics) refused(why refusal) {
 	switch why {
@@ -172,8 +189,14 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	counter := func(name, help string, v int64) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
 	}
-	gauge("chat_connections", "Open client connections.", m.connections.Load())
-	counter("chat_connections_total", "Client connections accepted.", m.connectionsTotal.Load())
+	byTransport := func(name, help, typ string, v *[numTransports]atomic.Int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for t := range transport(numTransports) {
+			fmt.Fprintf(w, "%s{transport=%q} %d\n", name, t, v[t].Load())
+		}
+	}
+	byTransport("chat_connections", "Open client connections, by transport: tcp (the client port, TLS or not) or ws (WebSocket on the web port).", "gauge", &m.connections)
+	byTransport("chat_connections_total", "Client connections accepted, by transport (ws: WebSocket upgrades).", "counter", &m.connectionsTotal)
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", "chat_connections_refused_total",
 		"Connections closed at once at accept by a connection cap, by cap.", "chat_connections_refused_total")
 	fmt.Fprintf(w, "chat_connections_refused_total{reason=%q} %d\n", refusedMaxConns, m.refusedMaxConns.Load())

@@ -52,7 +52,11 @@ func runServer(args []string, getenv func(string) string, stdout, stderr io.Writ
 			srv.ReloadCertificates() // it logs the outcome
 		}
 	}()
-	log.Info("chat server listening", "addr", srv.Addr().String(), "db", redactDBURL(cfg.DB), "redis", redactRedisURL(cfg.Redis), "node", cfg.Node, "admin", cfg.Admin, "pprof", cfg.Pprof)
+	web := "off"
+	if a := srv.WebAddr(); a != nil {
+		web = a.String()
+	}
+	log.Info("chat server listening", "addr", srv.Addr().String(), "web", web, "db", redactDBURL(cfg.DB), "redis", redactRedisURL(cfg.Redis), "node", cfg.Node, "admin", cfg.Admin, "pprof", cfg.Pprof)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	select {

@@ -68,11 +68,13 @@ type Server struct {
 	limiter      *connLimiter // -max-conns, -max-conns-per-ip
 	typing       *typingGate  // drops typing notices over one a second
 
-	mu    sync.Mutex // guards the fields below
-	ln    net.Listener
-	admin *http.Server
-	conns map[*conn]struct{}
-	wg    sync.WaitGroup // serve goroutines
+	mu      sync.Mutex // guards the fields below
+	ln      net.Listener
+	admin   *http.Server
+	web     *http.Server // nil without -web
+	webAddr net.Addr
+	conns   map[*conn]struct{}
+	wg      sync.WaitGroup // serve goroutines
 }
 
 // NewServer opens the store and builds a node ready to Serve.
@@ -170,7 +172,20 @@ func (s *Server) Listen() error {
 		s.mu.Unlock()
 		go srv.Serve(aln)
 	}
+	if s.cfg.Web != "" {
+		if err := s.listenWeb(certs); err != nil { // web.go
+			ln.Close()
+			s.mu.Lock()
+			admin := s.admin
+			s.mu.Unlock()
+			if admin != nil {
+				admin.Close()
+			}
+			return err
+		}
+	}
 	s.logClientPort() // TLS, or a warning for plain text on a reachable address
+	s.logWebPort()
 	return nil
 }
 
@@ -217,28 +232,42 @@ func (s *Server) Serve() error {
 			tc.SetKeepAlive(true)
 		}
 		c := newConn(s, nc, s.nextID.Add(1))
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
+		if !s.track(c, transportTCP) {
 			nc.Close()
 			release()
 			return nil
 		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		s.metrics.connections.Add(1)
-		s.metrics.connectionsTotal.Add(1)
 		go func() {
 			defer s.wg.Done()
 			c.serve()
 			release()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-			s.metrics.connections.Add(-1)
+			s.untrack(c, transportTCP)
 		}()
 	}
+}
+
+// track registers a new connection, to be served, then untracked, and
+// s.wg.Done called. It returns false, and registers nothing, when the
+// server is shutting down: the caller closes the connection unserved.
+func (s *Server) track(c *conn, t transport) bool {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.metrics.connections[t].Add(1)
+	s.metrics.connectionsTotal[t].Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *conn, t transport) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.metrics.connections[t].Add(-1)
 }
 
 // Shutdown stops accepting, sends every client the shutdown push after the
@@ -257,8 +286,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
-	admin := s.admin
+	admin, web := s.admin, s.web
 	s.mu.Unlock()
+	if web != nil {
+		// No new connection, and those not upgraded to WebSocket close;
+		// the WebSocket ones are among conns.
+		web.Close()
+	}
 	for _, c := range conns {
 		c.stopReading()
 	}

@@ -110,6 +110,7 @@ type testServer struct {
 	logs *syncBuffer   // the servers' log, when kept (startHooked)
 	srv  *Server
 	addr string
+	web  string // the web port's address; empty without one (withWeb)
 	done chan error
 }
 
@@ -119,6 +120,7 @@ func testConfig(db string) Config {
 	cfg.DB = db
 	cfg.BcryptCost = 4 // bcrypt.MinCost: tests log in a lot
 	cfg.Rate = 0
+	cfg.Web = "" // no web port, unless a test asks (withWeb): no fight over :8080
 	return cfg
 }
 
@@ -178,6 +180,10 @@ func (ts *testServer) start() {
 	ts.srv, ts.addr, ts.done = srv, srv.Addr().String(), make(chan error, 1)
 	// Restart on the same port, so clients can reconnect to one address.
 	ts.cfg.Listen = ts.addr
+	if a := srv.WebAddr(); a != nil {
+		ts.web = a.String()
+		ts.cfg.Web = ts.web
+	}
 	go func() { ts.done <- srv.Serve() }()
 }
 

@@ -90,7 +90,7 @@ fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 SELF="$ROOT/scripts/bench.sh"
 ALL_SUITES=(ceiling sqlite mysql conns cluster)
-SERVER_FLAGS=(-rate 0 -bcrypt-cost 4 -log-level warn)
+SERVER_FLAGS=(-rate 0 -bcrypt-cost 4 -log-level warn -web=) # -web= : no web port
 PAIRS=(-scenario pairs -pairs 50 -window 64)
 GROUP=(-scenario group -groups 10 -members 100 -senders 1 -window 64)
 LOGIN=(-scenario login -concurrency 8)

@@ -246,8 +246,9 @@ stop_pid() { # stop_pid PID NAME [--kill]
 node_args() { # node_args I: the command line of node I, one argument a line
 	local i=$1 addr admin
 	addr=NODE${i}_ADDR admin=NODE${i}_ADMIN
+	# -web= : no web port (the default :8080 would be every node's).
 	printf '%s\n' "$DIR/chat-server" -listen "${!addr}" -node "node$i" \
-		-db "mysql:$MYSQL_DSN" -redis "$REDIS_ADDR" -admin "${!admin}"
+		-db "mysql:$MYSQL_DSN" -redis "$REDIS_ADDR" -admin "${!admin}" -web=
 	if [ -n "${TLS:-}" ]; then printf '%s\n' -tls-cert "$TLS_CERT" -tls-key "$TLS_KEY"; fi
 	if [ -s "$DIR/node-args" ]; then cat "$DIR/node-args"; fi
 }
