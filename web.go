@@ -37,7 +37,9 @@ import (
 //     client sending no Origin (not a browser); -web-origins allows other
 //     pages. An upgraded connection is served by conn.go through wsConn.
 
-//go:embed web
+// The page's files; web/test/, node's tests of its logic, stays out.
+//
+//go:embed web/*.html web/*.js web/*.css web/*.svg
 var webFS embed.FS
 
 // listenWeb binds -web and starts serving it; Shutdown closes it.

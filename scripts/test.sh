@@ -196,6 +196,11 @@ say "nginx for the cluster tests: scripts/cluster.sh install"
 run "$ROOT/scripts/cluster.sh" install
 say "chromium for the browser tests: scripts/chromium.sh install"
 run "$ROOT/scripts/chromium.sh" install
+if [ -z "${CHAT_SCREENSHOTS:-}" ]; then
+	CHAT_SCREENSHOTS=$(mktemp -d "${TMPDIR:-/tmp}/chat-screenshots.XXXXXX")
+fi
+export CHAT_SCREENSHOTS
+say "the browser tests' screenshots go to $CHAT_SCREENSHOTS (CHAT_SCREENSHOTS)"
 export CHAT_TEST_REQUIRE=1
 done_phase
 
