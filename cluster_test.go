@@ -83,6 +83,7 @@ func clusterHaveNginx() bool {
 type clusterNode struct {
 	name  string
 	addr  string // clients connect here directly
+	web   string // the node's web port (the page, /ws)
 	admin string // /healthz, /metrics
 }
 
@@ -92,12 +93,14 @@ type clusterEnv struct {
 	dir   string
 	env   []string // the environment scripts/cluster.sh runs in
 	vars  map[string]string
-	front string // nginx
+	front string // nginx: the client port
+	web   string // nginx: the web front (host:port)
 	nodes []clusterNode
 }
 
 type clusterOpts struct {
 	redis string   // Redis address; "" means CHAT_TEST_REDIS, under a prefix of our own
+	up    []string // more flags for `scripts/cluster.sh up` (--tls CERT KEY)
 	args  []string // more server flags for every node
 }
 
@@ -125,12 +128,13 @@ func clusterUp(t testing.TB, n int, o clusterOpts) *clusterEnv {
 	ce.env = append(ce.env, "CHAT_MYSQL="+dsn, "CHAT_REDIS="+redisAddr)
 	t.Cleanup(ce.down)
 	start := time.Now()
-	out, err := ce.script(3*time.Minute, append([]string{"up", "-n", strconv.Itoa(n), "-d", ce.dir, "-p", "0", "--"}, args...)...)
+	up := append([]string{"up", "-n", strconv.Itoa(n), "-d", ce.dir, "-p", "0", "-w", "0"}, o.up...)
+	out, err := ce.script(3*time.Minute, append(append(up, "--"), args...)...)
 	if err != nil {
 		t.Fatalf("scripts/cluster.sh up: %v\n%s", err, out)
 	}
 	ce.load()
-	t.Logf("cluster of %d nodes up in %v, nginx on %s", n, time.Since(start).Round(time.Millisecond), ce.front)
+	t.Logf("cluster of %d nodes up in %v, nginx on %s (web %s)", n, time.Since(start).Round(time.Millisecond), ce.front, ce.web)
 	return ce
 }
 
@@ -164,16 +168,16 @@ func (ce *clusterEnv) load() {
 		ce.vars[k] = v
 	}
 	n, err := strconv.Atoi(ce.vars["NODES"])
-	if err != nil || n < 1 || ce.vars["FRONT"] == "" {
-		ce.t.Fatalf("cluster.env lacks FRONT or NODES:\n%s", b)
+	if err != nil || n < 1 || ce.vars["FRONT"] == "" || ce.vars["WEB_FRONT"] == "" {
+		ce.t.Fatalf("cluster.env lacks FRONT, WEB_FRONT or NODES:\n%s", b)
 	}
-	ce.front = ce.vars["FRONT"]
+	ce.front, ce.web = ce.vars["FRONT"], ce.vars["WEB_FRONT"]
 	ce.nodes = ce.nodes[:0]
 	for i := 1; i <= n; i++ {
 		p := fmt.Sprintf("NODE%d_", i)
-		nd := clusterNode{name: ce.vars[p+"NAME"], addr: ce.vars[p+"ADDR"], admin: ce.vars[p+"ADMIN"]}
-		if nd.addr == "" || nd.admin == "" {
-			ce.t.Fatalf("cluster.env lacks %sADDR or %sADMIN:\n%s", p, p, b)
+		nd := clusterNode{name: ce.vars[p+"NAME"], addr: ce.vars[p+"ADDR"], web: ce.vars[p+"WEB"], admin: ce.vars[p+"ADMIN"]}
+		if nd.addr == "" || nd.web == "" || nd.admin == "" {
+			ce.t.Fatalf("cluster.env lacks %sADDR, %sWEB or %sADMIN:\n%s", p, p, p, b)
 		}
 		ce.nodes = append(ce.nodes, nd)
 	}
@@ -191,7 +195,7 @@ func (ce *clusterEnv) down() {
 // dumpLogs shows the tails of the nodes' and nginx's logs.
 func (ce *clusterEnv) dumpLogs() {
 	names, _ := filepath.Glob(filepath.Join(ce.dir, "node*.log"))
-	names = append(names, filepath.Join(ce.dir, "nginx-error.log"))
+	names = append(names, filepath.Join(ce.dir, "nginx-error.log"), filepath.Join(ce.dir, "nginx-web-access.log"))
 	for _, name := range names {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -208,8 +212,14 @@ func (ce *clusterEnv) dumpLogs() {
 // nginxStatuses counts nginx's proxied sessions by status (200: proxied;
 // 502: no node could be connected to), from DIR/nginx-access.log.
 func (ce *clusterEnv) nginxStatuses() map[string]int {
+	return ce.logStatuses("nginx-access.log")
+}
+
+// logStatuses counts the lines of one of nginx's access logs in DIR by
+// status: each starts "ADDRESS [TIME] STATUS".
+func (ce *clusterEnv) logStatuses(name string) map[string]int {
 	out := map[string]int{}
-	b, _ := os.ReadFile(filepath.Join(ce.dir, "nginx-access.log"))
+	b, _ := os.ReadFile(filepath.Join(ce.dir, name))
 	for _, line := range strings.Split(string(b), "\n") {
 		// 127.0.0.1 [27/Nov/2026:23:14:31 +0000] 200 -> 127.0.0.1:22631 ...
 		if _, rest, ok := strings.Cut(line, "] "); ok {

@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # A local chat cluster: N server nodes behind nginx, on MySQL and Redis.
 #
-#   scripts/cluster.sh up [-n N] [-d DIR] [-p PORT] [--tls CERT KEY] [-- SERVER FLAGS...]
+#   scripts/cluster.sh up [-n N] [-d DIR] [-p PORT] [-w PORT] [--tls CERT KEY] [-- SERVER FLAGS...]
 #       build the server into DIR/chat-server, start MySQL and Redis unless
 #       CHAT_MYSQL / CHAT_REDIS name them, start N nodes (default 3) and nginx
-#       in front of them on 127.0.0.1:PORT (default 8000 when free, else a free
-#       port; -p 0: always a free port), wait until every node's /healthz is
-#       200 and the front port accepts, print a summary and write it to
+#       in front of them: the client port on 127.0.0.1:PORT (-p; default 8000
+#       when free, else a free port; -p 0: always a free port) and the web
+#       front, the browser client and its WebSocket, on 127.0.0.1:PORT (-w;
+#       default 8080 when free, else a free port; -w 0: always a free port);
+#       wait until every node's /healthz is 200 and both fronts accept, print
+#       a summary (with the URL to open in a browser) and write it to
 #       DIR/cluster.env. Flags after `--` go to every node (e.g. -rate 0).
 #       --tls CERT KEY (or -t): PEM files, valid for 127.0.0.1; every node
-#       speaks TLS only (-tls-cert, -tls-key; SIGHUP reloads them) and nginx
-#       passes TLS through (deploy/nginx-chat.conf.tmpl)
+#       speaks TLS only (-tls-cert, -tls-key; SIGHUP reloads them), nginx
+#       passes the client port's TLS through and terminates the web front's
+#       with the same files (https://), proxying to the nodes' HTTPS
+#       (deploy/nginx-chat.conf.tmpl)
 #   scripts/cluster.sh down [-d DIR] [--purge]
 #       stop nginx, the nodes, and the MySQL/Redis that `up` started
 #       (idempotent); --purge also deletes DIR
 #   scripts/cluster.sh status [-d DIR]
-#       the summary, with each process's state and /healthz; exit 1 unless all
-#       is up and healthy
+#       the summary, with each process's state, /healthz and the web front's
+#       page; exit 1 unless all is up and healthy
 #   scripts/cluster.sh stop-node I [-d DIR] [--kill]
 #       SIGTERM node I and wait for it to exit (--kill: SIGKILL, as in a crash)
 #   scripts/cluster.sh install
@@ -34,12 +39,14 @@
 # nginx and its stream module come from Debian (nginx, libnginx-mod-stream);
 # when missing they are installed with apt-get if we are root.
 #
-# DIR/cluster.env holds shell KEY='VALUE' lines: FRONT, NODES, NODEi_NAME,
-# NODEi_ADDR, NODEi_ADMIN, NODEi_PID, NODEi_LOG, NODEi_STOP, NODEi_START,
-# NODEi_KILL, NGINX_PID, MYSQL_DSN, REDIS_ADDR, MYSQL_STARTED, REDIS_STARTED...;
-# with --tls also TLS=1, TLS_CERT and TLS_KEY (absolute paths).
-# The nodes' logs are DIR/nodeI.log, nginx's DIR/nginx-error.log and
-# DIR/nginx-access.log.
+# DIR/cluster.env holds shell KEY='VALUE' lines: FRONT, WEB_FRONT, WEB_URL,
+# NODES, NODEi_NAME, NODEi_ADDR, NODEi_WEB, NODEi_ADMIN, NODEi_PID, NODEi_LOG,
+# NODEi_STOP, NODEi_START, NODEi_KILL, NGINX_PID, MYSQL_DSN, REDIS_ADDR,
+# MYSQL_STARTED, REDIS_STARTED...; with --tls also TLS=1, TLS_CERT and
+# TLS_KEY (absolute paths).
+# The nodes' logs are DIR/nodeI.log, nginx's DIR/nginx-error.log,
+# DIR/nginx-access.log (the client port) and DIR/nginx-web-access.log (the
+# web front).
 set -euo pipefail
 
 PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"
@@ -55,7 +62,7 @@ NGINX_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 APT_LINE="apt-get update && apt-get install -y --no-install-recommends nginx libnginx-mod-stream"
 
 usage() {
-	sed -n '2,28p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,33p' "$SELF" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -89,11 +96,17 @@ cmdline_has() { # cmdline_has PID WORD...: each WORD is one argument of PID
 
 # --- HTTP and TCP probes -----------------------------------------------------
 
-http_status() { # http_status HOST:PORT PATH: print the status code, 000 if none
+http_status() { # http_status HOST:PORT PATH [https]: print the status code, 000 if none
 	local code
 	if command -v curl >/dev/null 2>&1; then
-		code=$(curl -s -o /dev/null -m 3 -w '%{http_code}' "http://$1$2" 2>/dev/null || true)
+		# -k: a health check, not a check of the certificate (a private
+		# root the script does not know)
+		code=$(curl -k -s -o /dev/null -m 3 -w '%{http_code}' "${3:-http}://$1$2" 2>/dev/null || true)
 		echo "${code:-000}"
+		return
+	fi
+	if [ "${3:-http}" = https ]; then # no curl: whether it accepts is all we can tell
+		if accepts "$1"; then echo 200; else echo 000; fi
 		return
 	fi
 	code=$(timeout 3 bash -c '
@@ -244,11 +257,12 @@ stop_pid() { # stop_pid PID NAME [--kill]
 }
 
 node_args() { # node_args I: the command line of node I, one argument a line
-	local i=$1 addr admin
-	addr=NODE${i}_ADDR admin=NODE${i}_ADMIN
-	# -web= : no web port (the default :8080 would be every node's).
+	local i=$1 addr admin web
+	addr=NODE${i}_ADDR admin=NODE${i}_ADMIN web=NODE${i}_WEB
+	# Each node its own web port (the default :8080 would be every node's);
+	# none for a cluster.env written before nodes had one.
 	printf '%s\n' "$DIR/chat-server" -listen "${!addr}" -node "node$i" \
-		-db "mysql:$MYSQL_DSN" -redis "$REDIS_ADDR" -admin "${!admin}" -web=
+		-db "mysql:$MYSQL_DSN" -redis "$REDIS_ADDR" -admin "${!admin}" "-web=${!web:-}"
 	if [ -n "${TLS:-}" ]; then printf '%s\n' -tls-cert "$TLS_CERT" -tls-key "$TLS_KEY"; fi
 	if [ -s "$DIR/node-args" ]; then cat "$DIR/node-args"; fi
 }
@@ -287,8 +301,8 @@ wait_node() { # wait_node I: until /healthz says 200; fail if the node exits
 
 # --- commands ----------------------------------------------------------------------
 
-# parse_opts "$@": -d DIR, -n N, -p PORT, --tls CERT KEY, --kill, --purge, -- REST
-OPT_DIR= OPT_N=3 OPT_PORT= OPT_KILL= OPT_PURGE= OPT_TLS_CERT= OPT_TLS_KEY= REST=() POS=()
+# parse_opts "$@": -d DIR, -n N, -p PORT, -w PORT, --tls CERT KEY, --kill, --purge, -- REST
+OPT_DIR= OPT_N=3 OPT_PORT= OPT_WEB_PORT= OPT_KILL= OPT_PURGE= OPT_TLS_CERT= OPT_TLS_KEY= REST=() POS=()
 parse_opts() {
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -296,6 +310,7 @@ parse_opts() {
 		-t | --tls) [ $# -ge 3 ] || usage; OPT_TLS_CERT=$2 OPT_TLS_KEY=$3; shift 3 ;;
 		-n) [ $# -ge 2 ] || usage; OPT_N=$2; shift 2 ;;
 		-p) [ $# -ge 2 ] || usage; OPT_PORT=$2; shift 2 ;;
+		-w) [ $# -ge 2 ] || usage; OPT_WEB_PORT=$2; shift 2 ;;
 		--kill) OPT_KILL=--kill; shift ;;
 		--purge) OPT_PURGE=1; shift ;;
 		--) shift; REST=("$@"); break ;;
@@ -333,6 +348,11 @@ cmd_up() {
 		setv TLS 1
 		setv TLS_CERT "$(abs_path "$OPT_TLS_CERT")"
 		setv TLS_KEY "$(abs_path "$OPT_TLS_KEY")"
+		for f in "$TLS_CERT" "$TLS_KEY"; do
+			# nginx.conf names them in double quotes, where these would be
+			# read as an escape or a variable
+			case $f in *[\"\\\$]*) die "--tls: nginx cannot be given a file name with \", \\ or \$ in it: $f" ;; esac
+		done
 	fi
 	rm -f "$DIR/cluster.env" "$DIR"/node*.pid "$DIR/nginx.pid"
 	ensure_nginx
@@ -377,6 +397,8 @@ cmd_up() {
 		free_port
 		setv "NODE${i}_ADDR" "127.0.0.1:$FREE_PORT"
 		free_port
+		setv "NODE${i}_WEB" "127.0.0.1:$FREE_PORT"
+		free_port
 		setv "NODE${i}_ADMIN" "127.0.0.1:$FREE_PORT"
 		setv "NODE${i}_LOG" "$DIR/node$i.log"
 		setv "NODE${i}_STOP" "$SELF stop-node $i -d $DIR"
@@ -391,29 +413,15 @@ cmd_up() {
 	done
 
 	# nginx in front
-	local front_port
-	case $OPT_PORT in
-	'')
-		if port_free 8000; then
-			front_port=8000
-		else
-			log "port 8000 is taken: nginx listens on a free port instead"
-			free_port
-			front_port=$FREE_PORT
-		fi
-		;;
-	0)
-		free_port
-		front_port=$FREE_PORT
-		;;
-	*[!0-9]*) die "-p wants a port number, not '$OPT_PORT'" ;;
-	*)
-		port_free "$OPT_PORT" || die "port $OPT_PORT is taken (-p 0 picks a free one)"
-		front_port=$OPT_PORT
-		;;
-	esac
-	setv FRONT "127.0.0.1:$front_port"
+	local scheme=http
+	pick_port -p "$OPT_PORT" 8000
+	setv FRONT "127.0.0.1:$PICKED"
+	pick_port -w "$OPT_WEB_PORT" 8080 "$PICKED"
+	setv WEB_FRONT "127.0.0.1:$PICKED"
+	if [ -n "${TLS:-}" ]; then scheme=https; fi
+	setv WEB_URL "$scheme://$WEB_FRONT/"
 	render_nginx
+	mkdir -p "$DIR/nginx-temp" # the http block's temporary files (the template says why)
 	"$NGINX" -t -q -c "$DIR/nginx.conf" -p "$DIR/" -e "$DIR/nginx-error.log" ||
 		die "nginx -t rejected $DIR/nginx.conf"
 	setsid "$NGINX" -c "$DIR/nginx.conf" -p "$DIR/" -e "$DIR/nginx-error.log" -g 'daemon off;' \
@@ -422,13 +430,13 @@ cmd_up() {
 	setv NGINX_PID "$npid"
 	save_env
 	local deadline=$((SECONDS + START_TIMEOUT))
-	until accepts "$FRONT" && nginx_pid >/dev/null; do
+	until accepts "$FRONT" && accepts "$WEB_FRONT" && nginx_pid >/dev/null; do
 		if ! alive "$npid"; then
 			log "nginx exited during start-up; tail of $DIR/nginx-error.log:"
 			tail -n 20 "$DIR/nginx-error.log" >&2 || true
 			die "nginx did not start"
 		fi
-		[ "$SECONDS" -lt "$deadline" ] || die "nginx does not accept on $FRONT after ${START_TIMEOUT}s"
+		[ "$SECONDS" -lt "$deadline" ] || die "nginx does not accept on $FRONT and $WEB_FRONT after ${START_TIMEOUT}s"
 		sleep 0.1
 	done
 	save_env
@@ -437,25 +445,71 @@ cmd_up() {
 	summary
 }
 
+# pick_port OPTION VALUE DEFAULT [TAKEN]: set PICKED to the port of a front:
+# VALUE when it is a number (0: a free port), else DEFAULT when it is free,
+# else a free port. TAKEN is the other front's port, not bound yet.
+PICKED=
+pick_port() {
+	local opt=$1 value=$2 def=$3 taken=${4:-}
+	case $value in
+	'')
+		if [ "$def" != "$taken" ] && port_free "$def"; then
+			PICKED=$def
+			return
+		fi
+		log "port $def is taken: nginx listens on a free port instead ($opt)"
+		;;
+	0) ;;
+	*[!0-9]*) die "$opt wants a port number, not '$value'" ;;
+	*)
+		[ "$value" != "$taken" ] || die "$opt $value: the other front has that port"
+		port_free "$value" || die "port $value is taken ($opt 0 picks a free one)"
+		PICKED=$value
+		return
+		;;
+	esac
+	free_port
+	PICKED=$FREE_PORT
+}
+
 abs_path() { # abs_path FILE: FILE with an absolute directory
 	printf '%s/%s\n' "$(cd "$(dirname "$1")" && pwd -P)" "$(basename "$1")"
 }
 
+# render_nginx: DIR/nginx.conf from deploy/nginx-chat.conf.tmpl (its header
+# lists the placeholders)
 render_nginx() {
-	local servers="" i addr line
+	local servers="" web_servers="" i addr web line scheme=http
 	for ((i = 1; i <= NODES; i++)); do
-		addr=NODE${i}_ADDR
+		addr=NODE${i}_ADDR web=NODE${i}_WEB
 		servers+="        server ${!addr} max_fails=1 fail_timeout=5s;  # node$i"$'\n'
+		web_servers+="        server ${!web} max_fails=1 fail_timeout=5s;  # node$i"$'\n'
 	done
-	servers=${servers%$'\n'}
+	servers=${servers%$'\n'} web_servers=${web_servers%$'\n'}
+	if [ -n "${TLS:-}" ]; then scheme=https; fi
 	[ -f "$ROOT/deploy/nginx-chat.conf.tmpl" ] || die "missing $ROOT/deploy/nginx-chat.conf.tmpl"
 	: >"$DIR/nginx.conf"
 	while IFS= read -r line || [ -n "$line" ]; do
-		if [ "${line//[[:space:]]/}" = @UPSTREAM_SERVERS@ ]; then line=$servers; fi
 		case $line in
-		*@LOAD_MODULE@*) line=${line//@LOAD_MODULE@/$LOAD_MODULE} ;;
-		*@FRONT@*) line=${line//@FRONT@/$FRONT} ;;
+		@TLS@*)
+			[ -n "${TLS:-}" ] || continue
+			line=${line#@TLS@}
+			;;
+		@PLAIN@*)
+			[ -z "${TLS:-}" ] || continue
+			line=${line#@PLAIN@}
+			;;
 		esac
+		case ${line//[[:space:]]/} in
+		@UPSTREAM_SERVERS@) line=$servers ;;
+		@WEB_UPSTREAM_SERVERS@) line=$web_servers ;;
+		esac
+		line=${line//@LOAD_MODULE@/$LOAD_MODULE}
+		line=${line//@WEB_FRONT@/$WEB_FRONT}
+		line=${line//@FRONT@/$FRONT}
+		line=${line//@WEB_SCHEME@/$scheme}
+		line=${line//@TLS_CERT@/${TLS_CERT:-}}
+		line=${line//@TLS_KEY@/${TLS_KEY:-}}
 		printf '%s\n' "$line" >>"$DIR/nginx.conf"
 	done <"$ROOT/deploy/nginx-chat.conf.tmpl"
 }
@@ -475,15 +529,19 @@ summary() {
 	else
 		echo "  front (nginx):  $FRONT   pid ${NGINX_PID:-?}   (nc ${FRONT%:*} ${FRONT##*:})"
 	fi
-	local i n a p
+	if [ -n "${WEB_URL:-}" ]; then
+		echo "  web (nginx):    $WEB_URL   (open in a browser; WebSocket ${WEB_URL/http/ws}ws)"
+	fi
+	local i n w a p
 	for ((i = 1; i <= NODES; i++)); do
-		n=NODE${i}_ADDR a=NODE${i}_ADMIN p=NODE${i}_PID
-		echo "  node$i:          ${!n}   admin http://${!a}/healthz   pid ${!p}   log $DIR/node$i.log"
+		n=NODE${i}_ADDR w=NODE${i}_WEB a=NODE${i}_ADMIN p=NODE${i}_PID
+		echo "  node$i:          ${!n}   web ${!w:-off}   admin http://${!a}/healthz   pid ${!p}   log $DIR/node$i.log"
 	done
 	echo "  MySQL:          $MYSQL_DSN${MYSQL_STARTED:+ (private, $DIR/mysql)}"
 	echo "  Redis:          $REDIS_ADDR${REDIS_STARTED:+ (private, $DIR/redis)}"
 	if [ -n "${TLS:-}" ]; then
-		echo "  TLS:            every node, cert $TLS_CERT, key $TLS_KEY; nginx passes it through; kill -HUP a node reloads them"
+		echo "  TLS:            every node, cert $TLS_CERT, key $TLS_KEY; nginx passes the client port's TLS through and terminates the web front's with the same files; after a renewal kill -HUP each node and nginx (${NGINX_PID:-?})"
+		echo "  browser:        $WEB_URL once the browser trusts the root that signed the cert"
 		echo "  client:         go run -tags client . -ca ROOT.pem ${FRONT%:*} ${FRONT##*:}   (ROOT.pem: the CA that signed the cert; a self-signed cert is its own: -ca $TLS_CERT)"
 	fi
 	echo "  state:          $DIR/cluster.env"
@@ -531,6 +589,13 @@ cmd_status() {
 	local bad=0 i pid a code
 	if pid=$(nginx_pid) && accepts "$FRONT"; then
 		echo "  nginx: running ($pid), $FRONT accepts"
+		if [ -n "${WEB_FRONT:-}" ]; then
+			local scheme=http
+			if [ -n "${TLS:-}" ]; then scheme=https; fi
+			code=$(http_status "$WEB_FRONT" / "$scheme")
+			echo "  web front: $WEB_URL answers $code"
+			[ "$code" = 200 ] || bad=1
+		fi
 	else
 		echo "  nginx: DOWN"
 		bad=1
