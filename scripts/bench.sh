@@ -614,8 +614,8 @@ suite_cluster() {
 	local prefix
 	prefix=bench$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 	CLUSTER_DIR=$OUTDIR/cluster
-	log "cluster: scripts/cluster.sh up -n 3 -d $CLUSTER_DIR -p 0 (Redis ${redis:-private}, prefix $prefix; log $OUTDIR/cluster.log)"
-	if ! env -u CHAT_REDIS "${envs[@]}" "$ROOT/scripts/cluster.sh" up -n 3 -d "$CLUSTER_DIR" -p 0 -- \
+	log "cluster: scripts/cluster.sh up -n 3 -d $CLUSTER_DIR -p 0 -w 0 (Redis ${redis:-private}, prefix $prefix; log $OUTDIR/cluster.log)"
+	if ! env -u CHAT_REDIS "${envs[@]}" "$ROOT/scripts/cluster.sh" up -n 3 -d "$CLUSTER_DIR" -p 0 -w 0 -- \
 		"${SERVER_FLAGS[@]}" -redis-prefix "$prefix" </dev/null >>"$OUTDIR/cluster.log" 2>&1; then
 		log "tail of $OUTDIR/cluster.log:"
 		tail -n 15 "$OUTDIR/cluster.log" >&2 || true
