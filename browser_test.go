@@ -308,3 +308,35 @@ func TestBrowserReconnect(t *testing.T) {
 		t.Fatalf("alice shows her message %d times", n)
 	}
 }
+
+// TestBrowserCluster: browsers on a 3-node cluster behind nginx, through its
+// web front (the page and the WebSocket upgrade of /ws), chat with each
+// other and with a terminal client on the stream front, wherever nginx put
+// each of them.
+func TestBrowserCluster(t *testing.T) {
+	clusterGate(t)
+	chromiumPath(t)
+	ce := clusterUp(t, 3, clusterOpts{})
+	base := "http://" + ce.web
+	carol := newUser(t, ce.front, "ccarol")
+	alice, bob := newPage(t, base), newPage(t, base)
+	alice.enter(uniqueName("calice"), "alice-laptop", true)
+	bob.enter(uniqueName("cbob"), "bob-phone", true)
+	alice.id, bob.id = idOf(carol, alice.name), idOf(carol, bob.name)
+
+	alice.startWith(bob.name)
+	alice.send("across the cluster, from a browser")
+	bob.openWith(alice.id)
+	bob.shows("across the cluster, from a browser")
+	alice.stateOf("across the cluster, from a browser", "read")
+	bob.send("and back")
+	alice.shows("and back")
+
+	carol.must("chat", map[string]any{"to": bob.id, "text": "from the terminal, through nginx"})
+	bob.openWith(carol.user)
+	bob.shows("from the terminal, through nginx")
+	bob.send("the browser answers")
+	if m := carol.messages(1, 10*time.Second)[0]; m.str("text") != "the browser answers" {
+		t.Fatalf("carol got %v", m)
+	}
+}
