@@ -22,7 +22,7 @@ type Report struct {
 	Scenario    string   `json:"scenario"`
 	Addrs       []string `json:"addrs"`
 	Transport   string   `json:"transport"` // tcp, ws or wss; mixed: joined with "+", e.g. tcp+ws
-	Clients     int      `json:"clients"` // connections: every session of every user
+	Clients     int      `json:"clients"`   // connections: every session of every user
 	Users       int      `json:"users,omitempty"`
 	Senders     int      `json:"senders,omitempty"`
 	Devices     int      `json:"devices,omitempty"` // sessions of each recipient (pairs) or member but the senders (group)
