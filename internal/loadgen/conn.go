@@ -32,7 +32,7 @@ func dial(addr string, tlsConf *tls.Config, rbuf, wbuf int) (*conn, error) {
 	var nc net.Conn
 	var err error
 	if isWS(addr) {
-		nc, err = dialWS(addr, tlsConf)
+		nc, err = dialWS(addr, tlsConf, rbuf)
 	} else {
 		nc, err = net.DialTimeout("tcp", addr, 10*time.Second)
 	}

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -29,9 +30,12 @@ import (
 //   - Writing: each '\n'-terminated frame of a Write goes out as one text
 //     message without its '\n'; a frame cut across two Writes (bufio
 //     splits a batch longer than its buffer) is sent whole with the second.
-//     The library flushes the socket after each message: corkConn holds
+//     The library flushes the socket after each message: wsSocket holds
 //     those flushes until the Write ends, so a pipelined batch of frames
 //     costs one socket write, as it does over TCP.
+//   - The library reads the socket through a 4 KiB buffer; wsSocket reads
+//     ahead with one of the size the TCP path reads with, so that a burst
+//     of pushes costs as few socket reads.
 //
 // Only conn's reader goroutine reads and only one writer (under conn.wmu)
 // writes, as for a net.Conn of the TCP path.
@@ -81,12 +85,13 @@ func transportOf(addrs []string) string {
 	return strings.Join(names, "+")
 }
 
-// dialWS opens a WebSocket to url (checked by parseWSAddr); tlsConf is
-// for wss (nil: the system's roots).
-func dialWS(url string, tlsConf *tls.Config) (*wsConn, error) {
+// dialWS opens a WebSocket to url (checked by parseWSAddr), reading the
+// socket rbuf bytes at a time; tlsConf is for wss (nil: the system's
+// roots).
+func dialWS(url string, tlsConf *tls.Config, rbuf int) (*wsConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var raw *corkConn
+	var raw *wsSocket
 	var d net.Dialer
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
@@ -98,7 +103,7 @@ func dialWS(url string, tlsConf *tls.Config) (*wsConn, error) {
 			if err != nil {
 				return nil, err
 			}
-			raw = &corkConn{Conn: nc}
+			raw = &wsSocket{Conn: nc, r: bufio.NewReaderSize(nc, rbuf)}
 			return raw, nil
 		},
 		TLSClientConfig: tlsConf,
@@ -120,7 +125,7 @@ var errBinaryMessage = errors.New("the server sent a binary message")
 // wsConn is a WebSocket as a byte stream of '\n'-terminated frames.
 type wsConn struct {
 	ws  *websocket.Conn
-	raw *corkConn // the socket under the WebSocket (under TLS for wss)
+	raw *wsSocket // the socket under the WebSocket (under TLS for wss)
 
 	// Read's own.
 	msg io.Reader // the message being read; nil between messages
@@ -218,11 +223,13 @@ func (c *wsConn) SetDeadline(t time.Time) error      { return c.raw.SetDeadline(
 func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.raw.SetReadDeadline(t) }
 func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
 
-// corkConn is the socket under a WebSocket. Between cork and uncork the
+// wsSocket is the socket under a WebSocket. Between cork and uncork the
 // library's writes, which it flushes at the end of each message, are held
-// and go out together at uncork.
-type corkConn struct {
+// and go out together at uncork. Reads go through r.
+type wsSocket struct {
 	net.Conn
+	r *bufio.Reader // the library's reader's (one goroutine at a time)
+
 	// mu orders held bytes against writes from outside a batch (the
 	// library's answer to a close frame or a ping, from the reader) and
 	// uncork's flush; it is held across those socket writes, as a net.Conn
@@ -232,14 +239,16 @@ type corkConn struct {
 	buf    []byte // held bytes; kept for the next batch
 }
 
-func (c *corkConn) cork() {
+func (c *wsSocket) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *wsSocket) cork() {
 	c.mu.Lock()
 	c.corked = true
 	c.mu.Unlock()
 }
 
 // uncork writes what the batch holds.
-func (c *corkConn) uncork() error {
+func (c *wsSocket) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
@@ -255,7 +264,7 @@ func (c *corkConn) uncork() error {
 	return err
 }
 
-func (c *corkConn) Write(p []byte) (int, error) {
+func (c *wsSocket) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.corked {

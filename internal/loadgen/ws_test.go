@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -95,7 +96,7 @@ func (p *wsPeer) expect(t *testing.T, want ...string) {
 	}
 }
 
-// writeCounter counts the socket writes under a corkConn.
+// writeCounter counts the socket writes under a wsSocket.
 type writeCounter struct {
 	net.Conn
 	mu     sync.Mutex
@@ -254,14 +255,14 @@ func TestWSS(t *testing.T) {
 	}
 }
 
-// corkConn holds writes between cork and uncork, and passes them through
+// wsSocket holds writes between cork and uncork, and passes them through
 // outside.
-func TestCorkConn(t *testing.T) {
+func TestWSSocketCork(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
 	wc := &writeCounter{Conn: a}
-	c := &corkConn{Conn: wc}
+	c := &wsSocket{Conn: wc, r: bufio.NewReader(wc)}
 	got := make(chan []byte, 10)
 	go func() {
 		buf := make([]byte, 100)
