@@ -154,6 +154,39 @@ func TestLoadgenDevices(t *testing.T) {
 	})
 }
 
+// Over WebSocket (-addr ws://HOST:PORT/ws): every scenario's traffic, and
+// a list mixing the two transports, so that each pair's two ends speak
+// different ones; nothing lost. The store does not matter here: SQLite.
+func TestLoadgenWebSocket(t *testing.T) {
+	srv := startServer(t, sqliteURL(t), withWeb)
+	ws := "ws://" + srv.web + "/ws"
+	common := []string{"-duration", "700ms", "-warmup", "200ms", "-concurrency", "8"}
+	for _, tc := range []struct {
+		name, addr, transport string
+		args                  []string
+		perMsg                int64
+	}{
+		{"pairs", ws, "ws", []string{"-scenario", "pairs", "-pairs", "4", "-window", "8"}, 1},
+		{"group", ws, "ws", []string{"-scenario", "group", "-groups", "2", "-members", "5", "-senders", "2", "-window", "4"}, 4},
+		{"mixed", srv.addr + "," + ws, "tcp+ws", []string{"-scenario", "pairs", "-pairs", "4", "-window", "8", "-devices", "2"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := runLoadgen(t, 0, append(append([]string{"-addr", tc.addr}, common...), tc.args...)...)
+			checkTraffic(t, rep, tc.perMsg)
+			if rep.Transport != tc.transport || rep.SessionMissed != 0 || rep.DeliveredTotal != rep.Expected {
+				t.Errorf("transport %q (want %q); delivered %d of %d, sessions missed %d",
+					rep.Transport, tc.transport, rep.DeliveredTotal, rep.Expected, rep.SessionMissed)
+			}
+		})
+	}
+	t.Run("conns", func(t *testing.T) {
+		rep := runLoadgen(t, 0, append([]string{"-addr", ws, "-scenario", "conns", "-conns", "20", "-settle", "100ms"}, common...)...)
+		if rep.Conns != 20 || rep.ConnsLost != 0 || rep.Transport != "ws" {
+			t.Errorf("conns %d, lost %d, transport %q", rep.Conns, rep.ConnsLost, rep.Transport)
+		}
+	})
+}
+
 // Across a cluster a user's sessions are on different nodes, so each
 // delivery also crosses to the recipient's other node.
 func TestLoadgenDevicesCluster(t *testing.T) {

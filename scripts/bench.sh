@@ -21,7 +21,9 @@
 #   ceiling  ceiling-pairs, ceiling-group: the in-memory ceiling server of
 #            ceiling_test.go (no store, no bcrypt, no Redis): what the wire
 #            and connection code allow, to compare the real server against
-#   sqlite   sqlite-pairs, sqlite-group, sqlite-login (-concurrency 8
+#   sqlite   sqlite-pairs, sqlite-pairs-devices2 (-devices 2),
+#            sqlite-pairs-ws (pairs over the web port's WebSocket, -addr
+#            ws://HOST:PORT/ws), sqlite-group, sqlite-login (-concurrency 8
 #            register+login loops): each on a fresh server and SQLite file
 #   mysql    mysql-pairs, mysql-group, mysql-pairs-rate10k (pairs held at
 #            10,000 msgs/s in all: latency at a set rate), mysql-login: each
@@ -364,7 +366,7 @@ redis_answers() { # redis_answers HOST:PORT: PING gets +PONG
 # shellcheck source=scripts/ports.sh
 . "$ROOT/scripts/ports.sh"
 
-SRV_PID='' SRV_ADDR='' LG_PID='' CLUSTER_DIR='' MYSQL_PRIVATE='' FAILED=''
+SRV_PID='' SRV_ADDR='' SRV_WEB='' LG_PID='' CLUSTER_DIR='' MYSQL_PRIVATE='' FAILED=''
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
@@ -388,22 +390,28 @@ trap 'exit 143' TERM
 
 # start_server BENCH server DB | start_server BENCH ceiling: a fresh server
 # (or ceiling) on a free port, its output in OUTDIR/BENCH.server.log; sets
-# SRV_PID and SRV_ADDR once it accepts.
+# SRV_PID and SRV_ADDR once it accepts. With WS set (server only), the
+# server has a web port too, SRV_WEB, and both must accept.
 start_server() {
-	local bench=$1 kind=$2 logf="$OUTDIR/$1.server.log" deadline
+	local bench=$1 kind=$2 logf="$OUTDIR/$1.server.log" deadline web=()
 	free_port
-	SRV_ADDR=127.0.0.1:$FREE_PORT
+	SRV_ADDR=127.0.0.1:$FREE_PORT SRV_WEB=
+	if [ -n "${WS:-}" ]; then
+		free_port
+		SRV_WEB=127.0.0.1:$FREE_PORT
+		web=(-web "$SRV_WEB") # after SERVER_FLAGS' -web=: the last one counts
+	fi
 	if [ "$kind" = ceiling ]; then
 		echo "--- $(date '+%F %T') CHAT_CEILING_ADDR=$SRV_ADDR $OUTDIR/chat.test -test.run ^TestCeilingServe\$" >"$logf"
 		CHAT_CEILING_ADDR=$SRV_ADDR "$OUTDIR/chat.test" -test.run '^TestCeilingServe$' \
 			-test.count=1 -test.timeout=0 -test.v </dev/null >>"$logf" 2>&1 &
 	else
-		echo "--- $(date '+%F %T') $OUTDIR/chat-server -listen $SRV_ADDR -db $3 ${SERVER_FLAGS[*]}" >"$logf"
-		"$OUTDIR/chat-server" -listen "$SRV_ADDR" -db "$3" "${SERVER_FLAGS[@]}" </dev/null >>"$logf" 2>&1 &
+		echo "--- $(date '+%F %T') $OUTDIR/chat-server -listen $SRV_ADDR -db $3 ${SERVER_FLAGS[*]} ${web[*]}" >"$logf"
+		"$OUTDIR/chat-server" -listen "$SRV_ADDR" -db "$3" "${SERVER_FLAGS[@]}" "${web[@]}" </dev/null >>"$logf" 2>&1 &
 	fi
 	SRV_PID=$!
 	deadline=$((SECONDS + START_TIMEOUT))
-	until accepts "$SRV_ADDR"; do
+	until accepts "$SRV_ADDR" && { [ -z "$SRV_WEB" ] || accepts "$SRV_WEB"; }; do
 		if ! alive "$SRV_PID" || [ "$SECONDS" -ge "$deadline" ]; then
 			log "$bench: the server did not come up on $SRV_ADDR; tail of $logf:"
 			tail -n 15 "$logf" >&2 || true
@@ -461,14 +469,18 @@ measure() {
 	note "$bench" "$failed" ""
 }
 
-# server_measure SUITE NAME DB|ceiling LOADGEN-FLAGS...: a fresh server, RUNS runs, stop it
+# server_measure SUITE NAME DB|ceiling LOADGEN-FLAGS...: a fresh server, RUNS
+# runs, stop it. With WS set, the load generator speaks WebSocket to the
+# server's web port.
 server_measure() {
 	local suite=$1 name=$2 db=$3
 	shift 3
 	local bench=$suite-$name kind=server
 	if [ "$db" = ceiling ]; then kind=ceiling; fi
 	if start_server "$bench" "$kind" "$db"; then
-		measure "$suite" "$name" "$SRV_ADDR" "$SRV_PID" "$@"
+		local addr=$SRV_ADDR
+		if [ -n "$SRV_WEB" ]; then addr=ws://$SRV_WEB/ws; fi
+		measure "$suite" "$name" "$addr" "$SRV_PID" "$@"
 		stop_server
 	else
 		setup_failed "$bench" "the server did not start (see $bench.server.log)"
@@ -555,6 +567,7 @@ suite_ceiling() {
 suite_sqlite() {
 	sqlite_measure sqlite pairs "${PAIRS[@]}"
 	sqlite_measure sqlite pairs-devices2 "${PAIRS[@]}" -devices 2
+	WS=1 sqlite_measure sqlite pairs-ws "${PAIRS[@]}"
 	sqlite_measure sqlite group "${GROUP[@]}"
 	sqlite_measure sqlite login "${LOGIN[@]}"
 }

@@ -2,11 +2,14 @@ package loadgen
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,8 +20,9 @@ import (
 
 // config is the command line.
 type config struct {
-	addrs       []string
-	scenario    string // pairs, group, conns or login
+	addrs       []string    // host:port, or a ws:// or wss:// URL
+	tls         *tls.Config // wss's; nil: the system's roots
+	scenario    string      // pairs, group, conns or login
 	duration    time.Duration
 	warmup      time.Duration
 	drain       time.Duration
@@ -59,7 +63,9 @@ func parseConfig(args []string, usage io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("chat-bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	addr := fs.String("addr", "127.0.0.1:6000", "server address; a comma-separated list spreads clients over nodes, a pair's (or a group's) members on different ones")
+	addr := fs.String("addr", "127.0.0.1:6000", "server address: host:port (TCP) or the URL of a web port's WebSocket endpoint, ws://host:port/ws or wss://host:port/ws (a URL without a path means /ws); a comma-separated list, of either kind or both, spreads clients over nodes, a pair's (or a group's) members on different ones")
+	ca := fs.String("ca", "", "wss: PEM file of the certificates to trust instead of the system's")
+	insecure := fs.Bool("insecure", false, "wss: trust any certificate (a test server's self-signed one)")
 	fs.StringVar(&cfg.scenario, "scenario", "pairs", "pairs, group, conns or login")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured time (conns: how long the connections are held)")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "load before measuring starts")
@@ -92,10 +98,38 @@ func parseConfig(args []string, usage io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	wss := false
 	for _, a := range strings.Split(*addr, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			cfg.addrs = append(cfg.addrs, a)
+		if a = strings.TrimSpace(a); a == "" {
+			continue
 		}
+		if strings.Contains(a, "://") {
+			u, err := parseWSAddr(a)
+			if err != nil {
+				return cfg, err
+			}
+			a = u
+			wss = wss || strings.HasPrefix(u, "wss://")
+		}
+		cfg.addrs = append(cfg.addrs, a)
+	}
+	switch {
+	case (*ca != "" || *insecure) && !wss:
+		return cfg, errors.New("-ca and -insecure are for wss:// addresses, and -addr has none")
+	case *ca != "" && *insecure:
+		return cfg, errors.New("-ca and -insecure: give one")
+	case *insecure:
+		cfg.tls = &tls.Config{InsecureSkipVerify: true}
+	case *ca != "":
+		pem, err := os.ReadFile(*ca)
+		if err != nil {
+			return cfg, fmt.Errorf("-ca: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return cfg, fmt.Errorf("-ca %s: no PEM certificate in it", *ca)
+		}
+		cfg.tls = &tls.Config{RootCAs: roots}
 	}
 	if *pid != "" {
 		for _, p := range strings.Split(*pid, ",") {

@@ -40,7 +40,7 @@ func TestCommandLine(t *testing.T) {
 func TestHelpListsEveryFlag(t *testing.T) {
 	var errb bytes.Buffer
 	Run([]string{"-h"}, &bytes.Buffer{}, &errb)
-	for _, f := range []string{"ack-delay", "addr", "cid", "concurrency", "conns", "devices", "drain", "duration", "groups", "members",
+	for _, f := range []string{"ack-delay", "addr", "ca", "cid", "concurrency", "conns", "devices", "drain", "duration", "groups", "insecure", "members",
 		"pairs", "password", "pid", "prefix", "quiet", "rate", "scenario", "senders", "settle", "size", "warmup", "window"} {
 		if !strings.Contains(errb.String(), "\n  -"+f+" ") && !strings.Contains(errb.String(), "\n  -"+f+"\n") {
 			t.Errorf("-h does not list -%s:\n%s", f, errb.String())

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,8 +26,16 @@ type conn struct {
 	rid int64 // setup calls
 }
 
-func dial(addr string, rbuf, wbuf int) (*conn, error) {
-	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+// dial connects to addr: host:port over TCP, a ws:// or wss:// URL over
+// WebSocket (ws.go; tlsConf is wss's).
+func dial(addr string, tlsConf *tls.Config, rbuf, wbuf int) (*conn, error) {
+	var nc net.Conn
+	var err error
+	if isWS(addr) {
+		nc, err = dialWS(addr, tlsConf, rbuf)
+	} else {
+		nc, err = net.DialTimeout("tcp", addr, 10*time.Second)
+	}
 	if err != nil {
 		return nil, err
 	}

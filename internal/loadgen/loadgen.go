@@ -10,8 +10,9 @@
 // something else.
 //
 // Files, from the bottom: frame.go what it reads from frames (with
-// wire.Scanner) and writes into texts; conn.go one connection and its setup
-// calls; hist.go and seq.go the accounting; proc.go the process figures;
+// wire.Scanner) and writes into texts; ws.go a WebSocket made to look like
+// a TCP stream; conn.go one connection (over either) and its setup calls;
+// hist.go and seq.go the accounting; proc.go the process figures;
 // report.go the report; config.go the command line; run.go what a pairs or
 // group run shares (clients, sending, reading, the measured window);
 // scenarios.go the four scenarios.

@@ -21,7 +21,8 @@ import (
 type Report struct {
 	Scenario    string   `json:"scenario"`
 	Addrs       []string `json:"addrs"`
-	Clients     int      `json:"clients"` // connections: every session of every user
+	Transport   string   `json:"transport"` // tcp, ws or wss; mixed: joined with "+", e.g. tcp+ws
+	Clients     int      `json:"clients"`   // connections: every session of every user
 	Users       int      `json:"users,omitempty"`
 	Senders     int      `json:"senders,omitempty"`
 	Devices     int      `json:"devices,omitempty"` // sessions of each recipient (pairs) or member but the senders (group)
@@ -91,7 +92,7 @@ func (r *Report) print(w io.Writer) {
 	if r.Devices > 1 {
 		devices = fmt.Sprintf(" (%d users, %d devices per receiving user)", r.Users, r.Devices)
 	}
-	fmt.Fprintf(w, "scenario %s against %s, %d clients%s, %.1f s measured\n", r.Scenario, strings.Join(r.Addrs, ","), r.Clients, devices, r.Seconds)
+	fmt.Fprintf(w, "scenario %s over %s against %s, %d clients%s, %.1f s measured\n", r.Scenario, r.Transport, strings.Join(r.Addrs, ","), r.Clients, devices, r.Seconds)
 	switch r.Scenario {
 	case "pairs", "group":
 		fmt.Fprintf(w, "stored     %10.0f msgs/s  (%d)\n", r.StoredPerS, r.Stored)

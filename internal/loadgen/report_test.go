@@ -13,7 +13,7 @@ func TestReportPrintEndsWithJSON(t *testing.T) {
 	for _, rep := range []Report{
 		{Scenario: "pairs", Addrs: []string{"a:1"}, Clients: 2, Stored: 10, Acked: 10, Expected: 10,
 			StoreLatency: &LatencySummary{N: 10, P50: 1}, E2ELatency: &LatencySummary{N: 10, P50: 2}, Errors: map[string]int64{"rate_limited": 1}},
-		{Scenario: "pairs", Addrs: []string{"a:1", "b:2"}, Clients: 6, Users: 4, Devices: 2, Stored: 10, Delivered: 10, SessionDeliveries: 20,
+		{Scenario: "pairs", Addrs: []string{"a:1", "ws://b:2/ws"}, Transport: "tcp+ws", Clients: 6, Users: 4, Devices: 2, Stored: 10, Delivered: 10, SessionDeliveries: 20,
 			Acked: 10, Expected: 10, DeliveredTotal: 10, SessionExpected: 20, SessionDeliveriesTotal: 19, SessionMissed: 1,
 			StoreLatency: &LatencySummary{N: 10, P50: 1}, E2ELatency: &LatencySummary{N: 10, P50: 2}, E2ELastLatency: &LatencySummary{N: 9, P50: 3},
 			Errors: map[string]int64{}},

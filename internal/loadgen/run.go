@@ -184,7 +184,7 @@ func setupAll[T any](items []T, concurrency int, fn func(T) error) error {
 }
 
 func (cl *client) connect(register bool) error {
-	c, err := dial(cl.addr, 16<<10, 16<<10)
+	c, err := dial(cl.addr, cl.run.cfg.tls, 16<<10, 16<<10)
 	if err != nil {
 		return err
 	}
@@ -564,7 +564,7 @@ func (r *run) progress(w io.Writer, senders []*client) (stop func()) {
 }
 
 func (r *run) report(senders int) *Report {
-	return &Report{Scenario: r.cfg.scenario, Addrs: r.cfg.addrs, Clients: len(r.clients), Senders: senders,
+	return &Report{Scenario: r.cfg.scenario, Addrs: r.cfg.addrs, Transport: transportOf(r.cfg.addrs), Clients: len(r.clients), Senders: senders,
 		Users: len(r.users), Devices: r.cfg.devices, Window: r.cfg.window, Size: r.cfg.size, RateTarget: r.cfg.rate}
 }
 

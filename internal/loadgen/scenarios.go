@@ -104,7 +104,7 @@ func runGroup(cfg config, progress io.Writer) (*Report, error) {
 // runConns holds N idle logged-in connections and measures what they cost
 // the server in memory.
 func runConns(cfg config, progress io.Writer) (*Report, error) {
-	rep := &Report{Scenario: "conns", Addrs: cfg.addrs, Clients: cfg.conns, Conns: cfg.conns, Errors: map[string]int64{}}
+	rep := &Report{Scenario: "conns", Addrs: cfg.addrs, Transport: transportOf(cfg.addrs), Clients: cfg.conns, Conns: cfg.conns, Errors: map[string]int64{}}
 	var before procSample
 	if len(cfg.pids) > 0 {
 		var err error
@@ -144,7 +144,7 @@ func runConns(cfg config, progress io.Writer) (*Report, error) {
 	}()
 	err := setupAll(conns, cfg.concurrency, func(ic *idle) error {
 		// Small buffers: the load generator holds as many connections as the server.
-		c, err := dial(cfg.addrFor(ic.i), 4<<10, 512)
+		c, err := dial(cfg.addrFor(ic.i), cfg.tls, 4<<10, 512)
 		if err != nil {
 			return err
 		}
@@ -237,7 +237,7 @@ func runConns(cfg config, progress io.Writer) (*Report, error) {
 // runLogin measures register and login: each of -concurrency loops
 // registers a new user, logs it in and out, on its own connection.
 func runLogin(cfg config, progress io.Writer) (*Report, error) {
-	rep := &Report{Scenario: "login", Addrs: cfg.addrs, Clients: cfg.concurrency, Errors: map[string]int64{}}
+	rep := &Report{Scenario: "login", Addrs: cfg.addrs, Transport: transportOf(cfg.addrs), Clients: cfg.concurrency, Errors: map[string]int64{}}
 	type worker struct {
 		i          int
 		c          *conn
@@ -248,7 +248,7 @@ func runLogin(cfg config, progress io.Writer) (*Report, error) {
 	}
 	workers := make([]*worker, cfg.concurrency)
 	for i := range workers {
-		c, err := dial(cfg.addrFor(i), 4<<10, 4<<10)
+		c, err := dial(cfg.addrFor(i), cfg.tls, 4<<10, 4<<10)
 		if err != nil {
 			for _, w := range workers[:i] {
 				w.c.nc.Close()
