@@ -709,7 +709,7 @@ func TestCeilingServe(t *testing.T) {
 		sent.num("to") != ids[b] || sent.str("text") != "hi bob" || sent.num("ts") <= 0 {
 		t.Fatalf("chat reply message: %v", sent)
 	}
-	if got := b.push("message", 5*time.Second).obj("message"); !reflect.DeepEqual(got, sent) {
+	if got := b.push("message", 15*time.Second).obj("message"); !reflect.DeepEqual(got, sent) {
 		t.Fatalf("pushed %v, replied %v", got, sent)
 	}
 	a.fails("no_such_user", "chat", map[string]any{"to": 999, "text": "hi"})
@@ -733,7 +733,7 @@ func TestCeilingServe(t *testing.T) {
 		t.Fatalf("group_chat reply message: %v", gm)
 	}
 	for _, who := range []*testClient{a, c} {
-		if got := who.push("message", 5*time.Second).obj("message"); !reflect.DeepEqual(got, gm) {
+		if got := who.push("message", 15*time.Second).obj("message"); !reflect.DeepEqual(got, gm) {
 			t.Fatalf("group push %v, replied %v", got, gm)
 		}
 	}

@@ -161,6 +161,7 @@ wanted=()
 [ -n "${CHAT_TEST_REDIS:-}" ] || wanted+=("redis-server (a private Redis; CHAT_TEST_REDIS names yours instead)")
 wanted+=("nginx libnginx-mod-stream (the cluster tests' front)")
 wanted+=("chromium (the browser tests; CHAT_CHROMIUM names another browser)")
+wanted+=("nodejs (the tests of the web client's logic, web/test/)")
 say "needs, and installs with apt-get when missing and run as root:"
 for w in "${wanted[@]}"; do say "  $w"; done
 [ -z "${CHAT_PORTS:-}" ] || say "ports of the services and clusters it starts: $CHAT_PORTS (CHAT_PORTS)"
@@ -196,6 +197,13 @@ say "nginx for the cluster tests: scripts/cluster.sh install"
 run "$ROOT/scripts/cluster.sh" install
 say "chromium for the browser tests: scripts/chromium.sh install"
 run "$ROOT/scripts/chromium.sh" install
+if ! command -v node >/dev/null 2>&1; then
+	[ "$(id -u)" -eq 0 ] || die "node is missing; as root run: apt-get update && apt-get install -y nodejs"
+	say "node is missing: installing the Debian package nodejs with apt-get"
+	run apt-get update -q
+	DEBIAN_FRONTEND=noninteractive run apt-get install -y -q --no-install-recommends nodejs
+fi
+say "node for the web client's tests: $(command -v node) $(node --version)"
 if [ -z "${CHAT_SCREENSHOTS:-}" ]; then
 	CHAT_SCREENSHOTS=$(mktemp -d "${TMPDIR:-/tmp}/chat-screenshots.XXXXXX")
 fi
@@ -243,6 +251,8 @@ if [ "$(go env CGO_ENABLED)" != 1 ]; then
 fi
 say "go test -race -count=1 -timeout 30m ./... $*"
 run go test -race -count=1 -timeout 30m ./... "$@"
+say "node --test web/test/ (the web client's logic, without a browser)"
+run node --test web/test/
 done_phase
 
 if [ $# -gt 0 ]; then
