@@ -34,6 +34,10 @@
 #            the runtime's 2-minute forced GC, on a fresh SQLite server for
 #            each run (a row each): the server's RSS growth per connection
 #            at the end of the hold
+#   closed   without pipelining: 100 pairs at window 1 (each sender waits
+#            for its message's delivery), 100-byte texts, on the ceiling,
+#            SQLite (TCP and WebSocket) and MySQL; and the open loop of 100
+#            senders at 100 msgs/s each (-rate 10000) on the same
 #   cluster  scripts/cluster.sh up: 3 nodes behind nginx on MySQL database
 #            chatbench_cluster (dropped and recreated first) and Redis, with
 #            a -redis-prefix of its own. cluster-pairs-cross: pairs whose two
@@ -91,11 +95,16 @@ fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 SELF="$ROOT/scripts/bench.sh"
-ALL_SUITES=(ceiling sqlite mysql conns cluster)
+ALL_SUITES=(ceiling sqlite mysql conns cluster closed)
 SERVER_FLAGS=(-rate 0 -bcrypt-cost 4 -log-level warn -web=) # -web= : no web port
 PAIRS=(-scenario pairs -pairs 50 -window 64)
 GROUP=(-scenario group -groups 10 -members 100 -senders 1 -window 64)
 LOGIN=(-scenario login -concurrency 8)
+# Without pipelining (the closed suite): 100 pairs, each sender waiting for
+# its message's delivery before the next (window 1), 100-byte texts; and the
+# open loop of 100 senders at 100 msgs/s each.
+CLOSED=(-scenario pairs -pairs 100 -window 1 -size 100)
+OPEN10K=(-scenario pairs -pairs 100 -window 64 -size 100 -rate 10000)
 CONNS=${CHAT_BENCH_CONNS:-15000}
 CONNS_HOLD=${CHAT_BENCH_CONNS_HOLD:-150} # seconds
 START_TIMEOUT=60 # seconds for a server to accept
@@ -588,6 +597,23 @@ suite_mysql() {
 	mysql_measure login "$dsn" "${LOGIN[@]}"
 }
 
+suite_closed() {
+	server_measure closed ceiling-w1 ceiling "${CLOSED[@]}"
+	sqlite_measure closed sqlite-w1 "${CLOSED[@]}"
+	WS=1 sqlite_measure closed sqlite-w1-ws "${CLOSED[@]}"
+	server_measure closed ceiling-open10k ceiling "${OPEN10K[@]}"
+	sqlite_measure closed sqlite-open10k "${OPEN10K[@]}"
+	if ensure_mysql; then
+		local dsn
+		dsn=$(py dsn-db "$MYSQL_BASE" chatbench)
+		mysql_measure closed-w1 "$dsn" "${CLOSED[@]}"
+		mysql_measure closed-open10k "$dsn" "${OPEN10K[@]}"
+	else
+		setup_failed mysql-closed-w1 "no MySQL"
+		setup_failed mysql-closed-open10k "no MySQL"
+	fi
+}
+
 suite_conns() {
 	# One fresh server a run, each its own row: a second run on the same
 	# server reuses memory the first one's connections left, and reads near
@@ -657,13 +683,13 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
 	COMMIT="$COMMIT + uncommitted changes"
 fi
-if wants sqlite || wants mysql || wants conns; then
+if wants sqlite || wants mysql || wants conns || wants closed; then
 	log "building $OUTDIR/chat-server (go build -tags server)"
 	(cd "$ROOT" && go build -tags server -o "$OUTDIR/chat-server" .) || die "go build -tags server failed"
 fi
 log "building $OUTDIR/chat-bench (go build -tags bench)"
 (cd "$ROOT" && go build -tags bench -o "$OUTDIR/chat-bench" .) || die "go build -tags bench failed"
-if wants ceiling; then
+if wants ceiling || wants closed; then
 	log "building $OUTDIR/chat.test (go test -c)"
 	(cd "$ROOT" && go test -c -o "$OUTDIR/chat.test" .) || die "go test -c failed"
 fi
