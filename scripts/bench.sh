@@ -12,7 +12,7 @@
 #               set-up and the drain after sending stops come on top
 #   -o OUTDIR   binaries, stores, logs and results (default
 #               ${TMPDIR:-/tmp}/chat-bench-DATE-TIME); must not hold results yet
-#   SUITE       ceiling, sqlite, mysql, conns, cluster; default: all, in that order
+#   SUITE       ceiling, sqlite, mysql, conns, cluster, closed; default: all, in that order
 #
 # Suites, and the measurements (table rows) each makes. Servers run with
 # -rate 0 -bcrypt-cost 4 -log-level warn. "pairs" is 50 sender/recipient
