@@ -148,7 +148,7 @@ func warnFileLimit(log *slog.Logger, maxConns int) {
 		return
 	}
 	if rl.Cur < uint64(maxConns)+filesBesideConns {
-		log.Warn("the open-file limit is below -max-conns: lower -max-conns or raise the limit (ulimit -n)",
-			"max_conns", maxConns, "open_files", rl.Cur)
+		log.Warn("the open-file limit leaves too few files for -max-conns connections and the server's own: lower -max-conns or raise the limit (ulimit -n)",
+			"max_conns", maxConns, "open_files", rl.Cur, "wanted", uint64(maxConns)+filesBesideConns)
 	}
 }
