@@ -234,6 +234,11 @@ func (c *conn) applyPush(p *Push) {
 		if !s.inGroup(p.Ref) {
 			s.setGroup(p.Ref, true)
 			c.srv.hub.subscribe(p.Ref, c)
+			// The session may have ended meanwhile, its unregister done:
+			// leave no subscription behind that no session holds.
+			if now := c.sess.Load(); now != s && (now == nil || !now.inGroup(p.Ref)) {
+				c.srv.hub.unsubscribe(p.Ref, c)
+			}
 		}
 	case pushGroupLeft:
 		if s.inGroup(p.Ref) {
