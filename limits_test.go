@@ -338,12 +338,13 @@ func TestLimitLoginTimeout(t *testing.T) {
 	tests := []struct {
 		name string
 		// run drives the connection; it returns when the login deadline
-		// should start (the connection's start, or a logout).
-		run        func(t *testing.T, c *testClient) (from time.Time)
+		// should start: dialed (taken before the dial, so that a slow
+		// return from it under load cannot make the deadline look early),
+		// or a logout.
+		run        func(t *testing.T, c *testClient, dialed time.Time) (from time.Time)
 		wantClosed bool
 	}{
-		{"blank lines and pings do not extend it", func(t *testing.T, c *testClient) time.Time {
-			start := time.Now()
+		{"blank lines and pings do not extend it", func(t *testing.T, c *testClient, dialed time.Time) time.Time {
 			go func() {
 				for range 40 { // 2 s, far past the deadline
 					if c.write([]byte("\n \r\n")) != nil {
@@ -355,24 +356,21 @@ func TestLimitLoginTimeout(t *testing.T) {
 					time.Sleep(50 * time.Millisecond)
 				}
 			}()
-			return start
+			return dialed
 		}, true},
-		{"a register does not extend it", func(t *testing.T, c *testClient) time.Time {
-			start := time.Now()
+		{"a register does not extend it", func(t *testing.T, c *testClient, dialed time.Time) time.Time {
 			c.must("register", map[string]any{"name": uniqueName("lt"), "password": testPassword})
-			return start
+			return dialed
 		}, true},
-		{"a half-sent frame", func(t *testing.T, c *testClient) time.Time {
-			start := time.Now()
+		{"a half-sent frame", func(t *testing.T, c *testClient, dialed time.Time) time.Time {
 			c.sendRaw(`{"type":"ping","pad":"` + strings.Repeat("x", 64<<10-30))
-			return start
+			return dialed
 		}, true},
-		{"a failed login does not stop it", func(t *testing.T, c *testClient) time.Time {
-			start := time.Now()
+		{"a failed login does not stop it", func(t *testing.T, c *testClient, dialed time.Time) time.Time {
 			c.fails("bad_credentials", "login", map[string]any{"name": "nobody_at_all", "password": testPassword})
-			return start
+			return dialed
 		}, true},
-		{"a login stops it", func(t *testing.T, c *testClient) time.Time {
+		{"a login stops it", func(t *testing.T, c *testClient, _ time.Time) time.Time {
 			name := uniqueName("lt")
 			c.must("register", map[string]any{"name": name, "password": testPassword})
 			c.must("login", map[string]any{"name": name, "password": testPassword})
@@ -382,7 +380,7 @@ func TestLimitLoginTimeout(t *testing.T) {
 			}
 			return time.Time{}
 		}, false},
-		{"a logout starts it again, whole", func(t *testing.T, c *testClient) time.Time {
+		{"a logout starts it again, whole", func(t *testing.T, c *testClient, _ time.Time) time.Time {
 			name := uniqueName("lt")
 			c.must("register", map[string]any{"name": name, "password": testPassword})
 			c.must("login", map[string]any{"name": name, "password": testPassword})
@@ -394,8 +392,9 @@ func TestLimitLoginTimeout(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			dialed := time.Now()
 			c := dial(t, ts.addr)
-			from := tc.run(t, c)
+			from := tc.run(t, c, dialed)
 			if !tc.wantClosed {
 				c.must("ping", nil)
 				return
