@@ -141,7 +141,7 @@ func openSQLite(ctx context.Context, path string) (*sql.DB, *dialect, error) {
 	// transactions take the write lock up front, so they wait (busy_timeout)
 	// instead of failing at their first write.
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(0)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(0)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

@@ -224,8 +224,6 @@ func (s *Store) findReplays(ctx context.Context, tx sqlTx, keys []senderCID, see
 }
 
 func (s *Store) insertMessages(ctx context.Context, tx sqlTx, items []*chatItem) error {
-	// 2. Lock the topics' counters, in id order so that batches on other
-	// nodes cannot deadlock with this one.
 	counts := map[int64]int64{}
 	for _, it := range items {
 		counts[it.msg.Topic]++
@@ -235,34 +233,18 @@ func (s *Store) insertMessages(ctx context.Context, tx sqlTx, items []*chatItem)
 		topics = append(topics, t)
 	}
 	sort.Slice(topics, func(i, j int) bool { return topics[i] < topics[j] })
-	args := make([]any, len(topics))
-	for i, t := range topics {
-		args[i] = t
-	}
-	in := placeholders(len(topics))
-	rows, err := tx.QueryContext(ctx, `SELECT id, last_seq, closed FROM topics`+s.d.byPrimary+` WHERE id IN (`+in+`) ORDER BY id`+s.d.forUpdate, args...)
-	if err != nil {
-		return err
-	}
-	last := make(map[int64]int64, len(topics))
+	// 2. Lock the topics' counters, in id order so that batches on other
+	// nodes cannot deadlock with this one. (SQLite: the transaction, BEGIN
+	// IMMEDIATE, holds the database's write lock already.)
+	var last map[int64]int64
 	var closed map[int64]bool
-	for rows.Next() {
-		var t, seq int64
-		var isClosed bool
-		if err := rows.Scan(&t, &seq, &isClosed); err != nil {
-			rows.Close()
-			return err
-		}
-		last[t] = seq
-		if isClosed {
-			if closed == nil {
-				closed = map[int64]bool{}
-			}
-			closed[t] = true
-		}
+	var err error
+	if s.local != nil {
+		last, closed, err = s.local.counters(ctx, tx, topics)
+	} else {
+		last, closed, err = s.lockCounters(ctx, tx, topics)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return err
 	}
 	if closed != nil {
@@ -294,6 +276,51 @@ func (s *Store) insertMessages(ctx context.Context, tx sqlTx, items []*chatItem)
 		last[it.msg.Topic]++
 		it.msg.Seq = last[it.msg.Topic]
 	}
+	if s.local != nil {
+		return s.local.insert(ctx, tx, items, topics, last)
+	}
+	return s.insertBatched(ctx, tx, items, topics, first, last)
+}
+
+// lockCounters reads the topics' counters and closed flags, locked until
+// the transaction ends, in one statement.
+func (s *Store) lockCounters(ctx context.Context, tx sqlTx, topics []int64) (last map[int64]int64, closed map[int64]bool, err error) {
+	args := make([]any, len(topics))
+	for i, t := range topics {
+		args[i] = t
+	}
+	last = make(map[int64]int64, len(topics))
+	err = queryRows(ctx, tx, `SELECT id, last_seq, closed FROM topics`+s.d.byPrimary+` WHERE id IN (`+placeholders(len(topics))+`) ORDER BY id`+s.d.forUpdate, args,
+		func(rows *sql.Rows) error {
+			var t, seq int64
+			var isClosed bool
+			if err := rows.Scan(&t, &seq, &isClosed); err != nil {
+				return err
+			}
+			last[t] = seq
+			if isClosed {
+				if closed == nil {
+					closed = map[int64]bool{}
+				}
+				closed[t] = true
+			}
+			return nil
+		})
+	return last, closed, err
+}
+
+// insertBatched writes a batch over the network (MySQL) in one round trip:
+// every counter in one UPDATE, the rows in multi-row INSERTs, their ids
+// read back. (Tried: the UPDATE taking the counters' locks itself and the
+// rows their seqs by INSERT ... SELECT from the counters, a round trip
+// fewer; MariaDB spent more CPU on those statements than the round trip
+// saved, and window-1 throughput fell from 8.3-8.9k to 6.5-8.0k msgs/s.)
+func (s *Store) insertBatched(ctx context.Context, tx sqlTx, items []*chatItem, topics []int64, first, last map[int64]int64) error {
+	args := make([]any, len(topics))
+	for i, t := range topics {
+		args[i] = t
+	}
+	in := placeholders(len(topics))
 
 	// 3. Advance every counter in one statement.
 	var writes []stmt
@@ -319,14 +346,7 @@ func (s *Store) insertMessages(ctx context.Context, tx sqlTx, items []*chatItem)
 				q.WriteByte(',')
 			}
 			q.WriteString("(?,?,?,?,?,?,?)")
-			var to, cid any
-			if it.msg.To != 0 {
-				to = it.msg.To
-			}
-			if it.cid != "" {
-				cid = []byte(it.cid)
-			}
-			vals = append(vals, it.msg.Topic, it.msg.Seq, it.msg.From, to, cid, it.msg.Text, it.msg.TS)
+			vals = append(vals, insertArgs(it)...)
 		}
 		writes = append(writes, stmt{q.String(), vals})
 	}
@@ -345,7 +365,7 @@ func (s *Store) insertMessages(ctx context.Context, tx sqlTx, items []*chatItem)
 	}
 	type key struct{ topic, seq int64 }
 	ids := make(map[key]int64, len(items))
-	err = s.queryEach(ctx, tx, append(writes, stmt{q.String(), sel}), func(_ int, rows *sql.Rows) error {
+	err := s.queryEach(ctx, tx, append(writes, stmt{q.String(), sel}), func(_ int, rows *sql.Rows) error {
 		var id int64
 		var k key
 		if err := rows.Scan(&id, &k.topic, &k.seq); err != nil {
@@ -364,4 +384,16 @@ func (s *Store) insertMessages(ctx context.Context, tx sqlTx, items []*chatItem)
 		}
 	}
 	return nil
+}
+
+// insertArgs are a message's values in the order of the INSERTs' columns.
+func insertArgs(it *chatItem) []any {
+	var to, cid any
+	if it.msg.To != 0 {
+		to = it.msg.To
+	}
+	if it.cid != "" {
+		cid = []byte(it.cid)
+	}
+	return []any{it.msg.Topic, it.msg.Seq, it.msg.From, to, cid, it.msg.Text, it.msg.TS}
 }

@@ -327,9 +327,15 @@ func (s *Server) storeChats(items []*chatItem) {
 	s.store.StoreMessages(ctx, items)
 	s.metrics.storeBatches.Add(1)
 	s.metrics.storeBatched.Add(int64(len(items)))
-	for _, it := range items {
-		close(it.done)
-	}
+	// Route first, reply after: once a sender has its ok, the message is
+	// queued to every session its recipient has, and a session that logs
+	// in later gets it in its backlog, in order, not live ahead of older
+	// messages.
+	defer func() {
+		for _, it := range items {
+			close(it.done)
+		}
+	}()
 	for _, it := range items {
 		if it.msg.To != 0 && errors.Is(it.err, ErrNoSuchUser) {
 			s.dir.markDeleted(it.msg.To, "") // the store found the account deleted

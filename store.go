@@ -28,6 +28,7 @@ type Store struct {
 	// earlier, so holding it across the transaction adds no waiting.
 	writeGate chan struct{}
 	recent    *recentMessages
+	local     *localWriter // SQLite's write path of store batches; nil on MySQL
 }
 
 // OpenStore connects to dbURL ("sqlite:PATH" or "mysql:DSN") and brings
@@ -55,10 +56,18 @@ func newStore(db *sql.DB, d *dialect, m *Metrics) *Store {
 	if d.singleWriter {
 		s.writeGate = make(chan struct{}, 1)
 	}
+	if !d.multiStatements {
+		s.local = newLocalWriter(db)
+	}
 	return s
 }
 
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.local != nil {
+		s.local.close()
+	}
+	return s.db.Close()
+}
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
