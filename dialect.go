@@ -139,9 +139,10 @@ func openSQLite(ctx context.Context, path string) (*sql.DB, *dialect, error) {
 	// WAL lets readers run beside the one writer; synchronous=FULL makes a
 	// commit survive power loss, not just a crash of this process; IMMEDIATE
 	// transactions take the write lock up front, so they wait (busy_timeout)
-	// instead of failing at their first write.
+	// instead of failing at their first write. Checkpoints run in the
+	// background (localWriter.checkpoints), not inside a commit.
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(0)", "temp_store(MEMORY)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(0)", "temp_store(MEMORY)", "wal_autocheckpoint(0)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

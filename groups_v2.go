@@ -216,6 +216,7 @@ func (s *Store) DeleteGroup(ctx context.Context, g, by int64) error {
 		case st.me != RoleCreator:
 			return errNotCreator
 		}
+		s.forgetTopics(g)
 		return s.execAll(ctx, tx, []stmt{
 			// acks are keyed by user first: reach them through the members.
 			{`DELETE FROM acks WHERE topic_id = ? AND user_id IN (SELECT user_id FROM members WHERE topic_id = ?)`, []any{g, g}},

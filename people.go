@@ -350,6 +350,7 @@ func (s *Store) DeleteAccount(ctx context.Context, u int64) (out deletedAccount,
 		writes = append(writes, idChunks(`DELETE FROM friends WHERE friend_id = ? AND user_id IN (%s)`, []any{u}, out.friends)...)
 		writes = append(writes, idChunks(`DELETE FROM members WHERE user_id = ? AND topic_id IN (%s)`, []any{u}, out.groups)...)
 		writes = append(writes, idChunks(`UPDATE topics`+s.d.byPrimary+` SET closed = 1 WHERE id IN (%s)`, nil, pairs)...)
+		s.forgetTopics(pairs...)
 		return s.execAll(ctx, tx, writes)
 	})
 	return out, err

@@ -109,9 +109,26 @@ func (s *Store) tryTx(ctx context.Context, fn func(sqlTx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
+		s.settleLocal(err)
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	s.settleLocal(err)
+	return err
+}
+
+// settleLocal tells the local writer, if any, how its transaction ended,
+// while the write gate is still held: no other transaction may see its
+// counters before they are right.
+func (s *Store) settleLocal(err error) {
+	if s.local == nil {
+		return
+	}
+	if err != nil {
+		s.local.failed()
+	} else {
+		s.local.committed()
+	}
 }
 
 func (s *Store) tryLazyTx(ctx context.Context, fn func(sqlTx) error) error {
