@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,7 @@ type localWriter struct {
 	seqs map[int64]int64
 	next map[int64]int64 // this transaction's new counters, kept once it commits
 
+	written   atomic.Bool // a transaction committed since the last checkpoint
 	stop      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
@@ -56,9 +58,10 @@ func newLocalWriter(db *sql.DB) *localWriter {
 	return w
 }
 
-// checkpoints runs passive checkpoints until close. One that fails (the
-// disk full, say) is simply tried again: the commits that need the disk
-// report the trouble to their callers.
+// checkpoints runs passive checkpoints until close, after writes only, so
+// that an idle server stays idle. One that fails (the disk full, say) is
+// simply tried again: the commits that need the disk report the trouble to
+// their callers.
 func (w *localWriter) checkpoints() {
 	defer close(w.stopped)
 	t := time.NewTicker(checkpointEvery)
@@ -68,7 +71,11 @@ func (w *localWriter) checkpoints() {
 		case <-w.stop:
 			return
 		case <-t.C:
-			w.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			if w.written.Swap(false) {
+				if _, err := w.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+					w.written.Store(true)
+				}
+			}
 		}
 	}
 }
@@ -166,6 +173,7 @@ func (w *localWriter) counters(ctx context.Context, tx sqlTx, topics []int64) (l
 // failed drops them and everything remembered, in case the database was
 // changed behind this process's back (another process on the same file).
 func (w *localWriter) committed() {
+	w.written.Store(true)
 	for id, seq := range w.next {
 		w.seqs[id] = seq
 	}
