@@ -4,15 +4,12 @@ import "sync"
 
 // batcher is group commit: items submitted while a batch is being stored
 // queue up and go together in the next one, so under load one transaction
-// carries many requests, and alone a request waits for nobody. Items are
-// spread over shards by key; a shard's batches run one at a time, in order,
-// so items with the same key are stored in the order they were submitted.
+// carries many requests, and alone a request waits for nobody. Batches run
+// one at a time, in order, so items are stored in the order they were
+// submitted. (One queue per node: a second, sharded by sender, no longer
+// paid for its transactions on 2 cores; BENCHMARKS.md, "Without
+// pipelining".)
 type batcher[T any] struct {
-	shards []*batchShard[T]
-	key    func(T) uint64
-}
-
-type batchShard[T any] struct {
 	max    int
 	run    func([]T)
 	mu     sync.Mutex // guards queue and closed
@@ -22,70 +19,62 @@ type batchShard[T any] struct {
 	done   chan struct{}
 }
 
-func newBatcher[T any](shards, max int, key func(T) uint64, run func([]T)) *batcher[T] {
-	b := &batcher[T]{key: key}
-	for range shards {
-		sh := &batchShard[T]{max: max, run: run, wake: make(chan struct{}, 1), done: make(chan struct{})}
-		b.shards = append(b.shards, sh)
-		go sh.loop()
-	}
+func newBatcher[T any](max int, run func([]T)) *batcher[T] {
+	b := &batcher[T]{max: max, run: run, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go b.loop()
 	return b
 }
 
 // submit queues it; false once the batcher is closed.
 func (b *batcher[T]) submit(it T) bool {
-	sh := b.shards[b.key(it)%uint64(len(b.shards))]
-	sh.mu.Lock()
-	if sh.closed {
-		sh.mu.Unlock()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
 		return false
 	}
-	sh.queue = append(sh.queue, it)
-	sh.mu.Unlock()
-	select {
-	case sh.wake <- struct{}{}:
-	default:
-	}
+	b.queue = append(b.queue, it)
+	b.mu.Unlock()
+	b.signal()
 	return true
 }
 
-// close stores what is queued, then stops the shards.
-func (b *batcher[T]) close() {
-	for _, sh := range b.shards {
-		sh.mu.Lock()
-		sh.closed = true
-		sh.mu.Unlock()
-		select {
-		case sh.wake <- struct{}{}:
-		default:
-		}
-	}
-	for _, sh := range b.shards {
-		<-sh.done
+func (b *batcher[T]) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
 	}
 }
 
-func (sh *batchShard[T]) loop() {
-	defer close(sh.done)
+// close stores what is queued, then stops.
+func (b *batcher[T]) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.signal()
+	<-b.done
+}
+
+func (b *batcher[T]) loop() {
+	defer close(b.done)
 	var batch []T
 	for {
-		sh.mu.Lock()
-		for len(sh.queue) == 0 {
-			if sh.closed {
-				sh.mu.Unlock()
+		b.mu.Lock()
+		for len(b.queue) == 0 {
+			if b.closed {
+				b.mu.Unlock()
 				return
 			}
-			sh.mu.Unlock()
-			<-sh.wake
-			sh.mu.Lock()
+			b.mu.Unlock()
+			<-b.wake
+			b.mu.Lock()
 		}
-		n := min(len(sh.queue), sh.max)
-		batch = append(batch[:0], sh.queue[:n]...)
-		rest := copy(sh.queue, sh.queue[n:])
-		clear(sh.queue[rest:])
-		sh.queue = sh.queue[:rest]
-		sh.mu.Unlock()
-		sh.run(batch)
+		n := min(len(b.queue), b.max)
+		batch = append(batch[:0], b.queue[:n]...)
+		rest := copy(b.queue, b.queue[n:])
+		clear(b.queue[rest:])
+		b.queue = b.queue[:rest]
+		b.mu.Unlock()
+		b.run(batch)
 		clear(batch)
 	}
 }

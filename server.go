@@ -123,16 +123,11 @@ func NewServer(ctx context.Context, cfg Config, log *slog.Logger) (*Server, erro
 	s.shutdownPush = pushFrame("shutdown", struct {
 		Reason string `json:"reason"`
 	}{reason})
-	// One shard, on both stores. SQLite has one writer: more shards would
-	// only queue on its lock. MySQL overlaps transactions, but every
-	// transaction costs the database the same fixed work however small it
-	// is, and on 2 cores a second shard no longer pays for it (December
-	// 2026, two runs each, 1 shard against 2): 12.0k against 10.5-11.3k
-	// msgs/s at window 1, 63-66k against 64-66k pipelined, 6.0k against
-	// 5.7k group messages/s, with less CPU per message in each.
-	const shards = 1
-	s.chats = newBatcher(shards, 2000, func(it *chatItem) uint64 { return uint64(it.msg.From) }, s.storeChats)
-	s.acks = newBatcher(shards, 2000, func(it *ackItem) uint64 { return uint64(it.user) }, s.storeAcks)
+	// One batcher each, on both stores: SQLite has one writer, and on
+	// MySQL a second, sharded by sender, no longer paid for its
+	// transactions (BENCHMARKS.md, "Without pipelining").
+	s.chats = newBatcher(2000, s.storeChats)
+	s.acks = newBatcher(2000, s.storeAcks)
 	if s.cluster != nil {
 		s.cluster.start()
 	}

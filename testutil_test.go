@@ -256,9 +256,14 @@ func dialWire(addr string, queue int) (*wireConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newWireConn(nc, queue), nil
+}
+
+// newWireConn reads frames from nc, queue of them at most unread.
+func newWireConn(nc net.Conn, queue int) *wireConn {
 	c := &wireConn{nc: nc, frames: make(chan frame, queue), raw: make(chan string, queue), done: make(chan struct{})}
 	go c.read()
-	return c, nil
+	return c
 }
 
 func (c *wireConn) read() {
@@ -365,6 +370,12 @@ func dial(t testing.TB, addr string) *testClient {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
+	return clientOn(t, wc)
+}
+
+// clientOn makes wc a test client, closed at the test's end, which fails
+// the test if the server sent a line that is not JSON.
+func clientOn(t testing.TB, wc *wireConn) *testClient {
 	c := &testClient{wireConn: wc, t: t}
 	t.Cleanup(func() {
 		c.close()

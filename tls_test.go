@@ -78,16 +78,7 @@ func dialTLS(t testing.TB, addr string, roots *x509.CertPool) *testClient {
 	if err != nil {
 		t.Fatalf("TLS dial %s: %v", addr, err)
 	}
-	wc := &wireConn{nc: nc, frames: make(chan frame, 10000), raw: make(chan string, 10000), done: make(chan struct{})}
-	go wc.read()
-	c := &testClient{wireConn: wc, t: t}
-	t.Cleanup(func() {
-		c.close()
-		if line := c.bad.Load(); line != nil {
-			t.Errorf("server sent a frame that is not JSON: %q", *line)
-		}
-	})
-	return c
+	return clientOn(t, newWireConn(nc, 10000))
 }
 
 // serial is the serial number of the certificate the server presented.

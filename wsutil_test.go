@@ -160,16 +160,7 @@ func dialWSS(t testing.TB, addr string, roots *x509.CertPool) *testClient {
 }
 
 func wsClient(t testing.TB, nc *wsTestConn) *testClient {
-	wc := &wireConn{nc: nc, frames: make(chan frame, 100000), raw: make(chan string, 100000), done: make(chan struct{})}
-	go wc.read()
-	c := &testClient{wireConn: wc, t: t}
-	t.Cleanup(func() {
-		c.close()
-		if line := c.bad.Load(); line != nil {
-			t.Errorf("server sent a frame that is not JSON: %q", *line)
-		}
-	})
-	return c
+	return clientOn(t, newWireConn(nc, 100000))
 }
 
 // ws is the WebSocket under a client made by dialWS.
