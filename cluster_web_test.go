@@ -84,15 +84,6 @@ func clusterNewOne(t testing.TB, before, after []int) int {
 	return -1
 }
 
-// clusterSignIn registers a user on c and logs it in on device.
-func clusterSignIn(t testing.TB, c *testClient, prefix, device string) {
-	t.Helper()
-	name := uniqueName(prefix)
-	c.user = c.must("register", map[string]any{"name": name, "password": testPassword}).obj("user").num("id")
-	c.must("login", map[string]any{"name": name, "password": testPassword, "device": device})
-	c.waitSynced(10 * time.Second)
-}
-
 // clusterPage is a GET's answer, its body read.
 type clusterPage struct {
 	status int
@@ -216,9 +207,9 @@ func TestClusterWebSocket(t *testing.T) {
 	}
 	t.Logf("WebSocket users a on node%d and b on node%d, TCP user c on node%d", na+1, nb+1, nc+1)
 
-	clusterSignIn(t, a, "wa", "browser")
-	clusterSignIn(t, b, "wb", "browser")
-	clusterSignIn(t, c, "wc", "terminal")
+	signUp(t, a, "wa", "browser")
+	signUp(t, b, "wb", "browser")
+	signUp(t, c, "wc", "terminal")
 	befriend(t, a, c) // requests and friend_added, WebSocket <-> TCP
 	befriend(t, b, a) // WebSocket <-> WebSocket
 	got := clusterChatAround(t, a, a, b, c)
@@ -315,11 +306,11 @@ func TestClusterWebTLS(t *testing.T) {
 	clusterForeignOrigin(t, "wss://"+ce.web+"/ws", hc)
 	w := dialWSURL(t, "wss://"+ce.web+"/ws", &websocket.DialOptions{HTTPClient: hc,
 		HTTPHeader: http.Header{"Origin": {"https://" + ce.web}}})
-	clusterSignIn(t, w, "tw", "browser")
+	signUp(t, w, "tw", "browser")
 	c := dialTLS(t, ce.front, ca.Roots)
 	if c.serial() != 1 {
 		t.Errorf("the client port's certificate: serial %d, want 1 (passed through from a node)", c.serial())
 	}
-	clusterSignIn(t, c, "tc", "terminal")
+	signUp(t, c, "tc", "terminal")
 	clusterChatAround(t, w, w, c)
 }

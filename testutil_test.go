@@ -614,12 +614,22 @@ const testPassword = "password1"
 func newUser(t testing.TB, addr, prefix string) *testClient {
 	t.Helper()
 	c := dial(t, addr)
-	name := uniqueName(prefix)
-	u := c.must("register", map[string]any{"name": name, "password": testPassword}).obj("user")
-	c.must("login", map[string]any{"name": name, "password": testPassword})
-	c.user = u.num("id")
-	c.waitSynced(10 * time.Second)
+	signUp(t, c, prefix, "")
 	return c
+}
+
+// signUp registers a user named after prefix on c and logs it in, on
+// device if one is given, waiting for its backlog to end.
+func signUp(t testing.TB, c *testClient, prefix, device string) {
+	t.Helper()
+	name := uniqueName(prefix)
+	c.user = c.must("register", map[string]any{"name": name, "password": testPassword}).obj("user").num("id")
+	login := map[string]any{"name": name, "password": testPassword}
+	if device != "" {
+		login["device"] = device
+	}
+	c.must("login", login)
+	c.waitSynced(10 * time.Second)
 }
 
 // login logs a known user in on a new connection and returns the reply.

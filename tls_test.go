@@ -352,9 +352,7 @@ func TestTLSReload(t *testing.T) {
 func newTLSUser(t testing.TB, addr string, ca *testCA) *testClient {
 	t.Helper()
 	c := dialTLS(t, addr, ca.Roots)
-	name := uniqueName("tls")
-	c.user = c.must("register", map[string]any{"name": name, "password": testPassword}).obj("user").num("id")
-	c.must("login", map[string]any{"name": name, "password": testPassword})
+	signUp(t, c, "tls", "")
 	return c
 }
 

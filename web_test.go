@@ -328,9 +328,7 @@ func TestWebTLS(t *testing.T) {
 		if st == nil || st.Version < tls.VersionTLS12 || st.PeerCertificates[0].SerialNumber.Int64() != 1 {
 			t.Fatalf("handshake state %+v", st)
 		}
-		name := uniqueName("wss")
-		a.user = a.must("register", map[string]any{"name": name, "password": testPassword}).obj("user").num("id")
-		a.must("login", map[string]any{"name": name, "password": testPassword})
+		signUp(t, a, "wss", "")
 		b := newTLSUser(t, ts.addr, ca)
 		m := b.must("chat", map[string]any{"to": a.user, "text": "over TLS both ways"}).obj("message")
 		if got := a.messages(1, 5*time.Second)[0]; got.num("id") != m.num("id") {

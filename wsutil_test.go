@@ -170,10 +170,7 @@ func (c *testClient) ws() *wsTestConn { return c.nc.(*wsTestConn) }
 func newWSUser(t testing.TB, web, prefix string) *testClient {
 	t.Helper()
 	c := dialWS(t, web)
-	name := uniqueName(prefix)
-	c.user = c.must("register", map[string]any{"name": name, "password": testPassword}).obj("user").num("id")
-	c.must("login", map[string]any{"name": name, "password": testPassword})
-	c.waitSynced(10 * time.Second)
+	signUp(t, c, prefix, "")
 	return c
 }
 

@@ -274,6 +274,15 @@ func TestWSSocketCork(t *testing.T) {
 			got <- bytes.Clone(buf[:n])
 		}
 	}()
+	next := func() string {
+		select {
+		case b := <-got:
+			return string(b)
+		case <-time.After(5 * time.Second):
+			t.Fatal("nothing reached the socket in 5 s")
+			return ""
+		}
+	}
 	c.cork()
 	c.Write([]byte("ab"))
 	c.Write([]byte("cd"))
@@ -283,11 +292,11 @@ func TestWSSocketCork(t *testing.T) {
 	if err := c.uncork(); err != nil {
 		t.Fatal(err)
 	}
-	if s := string(<-got); s != "abcd" || wc.count() != 1 {
+	if s := next(); s != "abcd" || wc.count() != 1 {
 		t.Errorf("uncork wrote %q in %d writes", s, wc.count())
 	}
 	c.Write([]byte("ef"))
-	if s := string(<-got); s != "ef" || wc.count() != 2 {
+	if s := next(); s != "ef" || wc.count() != 2 {
 		t.Errorf("uncorked write %q, %d writes", s, wc.count())
 	}
 	if err := c.uncork(); err != nil || wc.count() != 2 {
