@@ -152,3 +152,21 @@ func warnFileLimit(log *slog.Logger, maxConns int) {
 			"max_conns", maxConns, "open_files", rl.Cur, "wanted", uint64(maxConns)+filesBesideConns)
 	}
 }
+
+// admit asks the caps for an accepted connection, on either port: past one
+// it is closed at once, counted, and ok is false; else release gives its
+// place back. An admitted TCP connection sends small frames at once and
+// is kept alive.
+func (s *Server) admit(nc net.Conn) (release func(), ok bool) {
+	release, refused := s.limiter.acquire(nc.RemoteAddr())
+	if refused != admitted {
+		s.metrics.refused(refused)
+		nc.Close()
+		return nil, false
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+		tc.SetKeepAlive(true)
+	}
+	return release, true
+}

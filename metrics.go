@@ -226,3 +226,12 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	m.errors.write(w, "chat_errors_total", "Failed replies by request type and error code.")
 	m.storeLatency.write(w, "chat_store_seconds", "Store operation latency by operation.")
 }
+
+// accepted is how many client connections were accepted, on every
+// transport.
+func (m *Metrics) accepted() (n int64) {
+	for t := range transport(numTransports) {
+		n += m.connectionsTotal[t].Load()
+	}
+	return n
+}

@@ -212,15 +212,9 @@ func (s *Server) Serve() error {
 		backoff = 0
 		// Past a connection cap the connection is closed at once: no
 		// reply, nothing started for it.
-		release, refused := s.limiter.acquire(nc.RemoteAddr())
-		if refused != admitted {
-			s.metrics.refused(refused)
-			nc.Close()
+		release, ok := s.admit(nc)
+		if !ok {
 			continue
-		}
-		if tc, ok := nc.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-			tc.SetKeepAlive(true)
 		}
 		c := newConn(s, nc, s.nextID.Add(1))
 		if !s.track(c, transportTCP) {

@@ -102,13 +102,15 @@ func serverTLSConfig(cs *certStore) *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cs.getCertificate}
 }
 
-// clientListener is what Listen serves clients on: ln itself, or a TLS
-// listener over it when the server has a certificate.
-func (s *Server) clientListener(ln net.Listener, certs *certStore) net.Listener {
+// clientListener is what a port serves clients on: ln itself, or a TLS
+// listener over it, offering nextProtos, when the server has a certificate.
+func (s *Server) clientListener(ln net.Listener, certs *certStore, nextProtos ...string) net.Listener {
 	if certs == nil {
 		return ln
 	}
-	return &tlsListener{Listener: ln, config: serverTLSConfig(certs), certs: certs, timeout: handshakeTimeout(&s.cfg)}
+	config := serverTLSConfig(certs)
+	config.NextProtos = nextProtos
+	return &tlsListener{Listener: ln, config: config, certs: certs, timeout: handshakeTimeout(&s.cfg)}
 }
 
 // logClientPort says, once Listen has succeeded, how the client port

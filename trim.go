@@ -25,7 +25,7 @@ func (s *Server) trimWhenQuiet(every time.Duration, quit <-chan struct{}, trim f
 			return
 		case <-t.C:
 		}
-		n := s.metrics.messagesStored.Load() + s.metrics.connectionsTotal[transportTCP].Load() + s.metrics.connectionsTotal[transportWS].Load()
+		n := s.metrics.messagesStored.Load() + s.metrics.accepted()
 		if n == last {
 			trim()
 		}

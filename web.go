@@ -48,12 +48,7 @@ func (s *Server) listenWeb(certs *certStore) error {
 	if err != nil {
 		return fmt.Errorf("web listen %s: %w", s.cfg.Web, err)
 	}
-	ln = &webListener{Listener: ln, srv: s}
-	if certs != nil {
-		config := serverTLSConfig(certs)
-		config.NextProtos = []string{"http/1.1"}
-		ln = &tlsListener{Listener: ln, config: config, certs: certs, timeout: handshakeTimeout(&s.cfg)}
-	}
+	ln = s.clientListener(&webListener{Listener: ln, srv: s}, certs, "http/1.1")
 	static, err := newWebStatic(webFS, "web")
 	if err != nil {
 		ln.Close()
@@ -95,11 +90,11 @@ func (s *Server) logWebPort() {
 	if addr == nil {
 		return
 	}
-	scheme := "http"
+	scheme, wsScheme := "http", "ws"
 	if s.cfg.TLSCert != "" {
-		scheme = "https"
+		scheme, wsScheme = "https", "wss"
 	}
-	s.log.Info("web client: "+webURL(scheme, s.cfg.Web, addr), "websocket", webURL(map[string]string{"http": "ws", "https": "wss"}[scheme], s.cfg.Web, addr)+"ws")
+	s.log.Info("web client: "+webURL(scheme, s.cfg.Web, addr), "websocket", webURL(wsScheme, s.cfg.Web, addr)+"ws")
 	if scheme == "http" && exposedAddr(addr.String()) {
 		s.log.Warn("the web port speaks plain HTTP on an address other hosts can reach: passwords and messages cross the network in clear; -tls-cert and -tls-key turn HTTPS on",
 			"addr", addr.String())
@@ -200,15 +195,9 @@ func (l *webListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		release, refused := l.srv.limiter.acquire(nc.RemoteAddr())
-		if refused != admitted {
-			l.srv.metrics.refused(refused)
-			nc.Close()
+		release, ok := l.srv.admit(nc)
+		if !ok {
 			continue
-		}
-		if tc, ok := nc.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-			tc.SetKeepAlive(true)
 		}
 		return &countedConn{Conn: nc, release: release}, nil
 	}

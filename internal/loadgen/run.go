@@ -77,7 +77,7 @@ func (r *run) newUser(idx int, role string, node, sessions int) *user {
 		u.got = map[int][]uint8{}
 	}
 	for k := 0; k < sessions; k++ {
-		cl := &client{run: r, user: u, idx: idx, name: u.name, addr: r.cfg.addrFor(node + k),
+		cl := &client{run: r, user: u, idx: idx, addr: r.cfg.addrFor(node + k),
 			from: map[int]*seqTracker{}, readDone: make(chan struct{}),
 			storeHist: &Histogram{}, e2eHist: &Histogram{}}
 		if sessions > 1 {
@@ -124,8 +124,7 @@ func (u *user) gotMessage(r *run, sender, seq int) (first, last bool, now int64)
 type client struct {
 	run    *run
 	user   *user
-	idx    int // the sender number written into texts
-	name   string
+	idx    int    // the sender number written into texts
 	device string // "": no device field
 	id     int64
 	addr   string
@@ -189,7 +188,7 @@ func (cl *client) connect(register bool) error {
 		return err
 	}
 	cl.c = c
-	id, err := c.loginDevice(cl.name, cl.run.cfg.password, cl.device, register)
+	id, err := c.loginDevice(cl.user.name, cl.run.cfg.password, cl.device, register)
 	if err != nil {
 		c.nc.Close()
 		return err
@@ -201,7 +200,7 @@ func (cl *client) connect(register bool) error {
 // sendTo makes cl send to the users to with requests that start with head.
 func (cl *client) sendTo(head string, to []*user) {
 	cl.head, cl.to = []byte(head), to
-	cl.receivers = int64(len(to))
+	cl.receivers, cl.sessionReceivers = int64(len(to)), 0
 	for _, u := range to {
 		cl.sessionReceivers += int64(len(u.sessions))
 	}

@@ -23,8 +23,8 @@ func TestSessionsOfAUser(t *testing.T) {
 		t.Errorf("sender: device %q on %s, want none on a:1", s.device, s.addr)
 	}
 	for k, want := range []struct{ device, addr string }{{"d1", "b:2"}, {"d2", "a:1"}} {
-		if cl := u.sessions[k]; cl.device != want.device || cl.addr != want.addr || cl.name != u.name {
-			t.Errorf("session %d: %s device %q on %s, want %s %q on %s", k, cl.name, cl.device, cl.addr, u.name, want.device, want.addr)
+		if cl := u.sessions[k]; cl.device != want.device || cl.addr != want.addr || cl.user != u {
+			t.Errorf("session %d: %s device %q on %s, want %s %q on %s", k, cl.user.name, cl.device, cl.addr, u.name, want.device, want.addr)
 		}
 	}
 	s.sendTo(`{"type":"chat","to":2,"text":"`, []*user{u})

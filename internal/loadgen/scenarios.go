@@ -72,7 +72,7 @@ func runGroup(cfg config, progress io.Writer) (*Report, error) {
 	}
 	err := setupAll(groups, cfg.concurrency, func(members []*user) error {
 		first := members[0].sessions[0]
-		c, err := first.c.call("create_group", `"name":"`+first.name+`"`)
+		c, err := first.c.call("create_group", `"name":"`+first.user.name+`"`)
 		if err != nil || !c.ok {
 			return fmt.Errorf("create_group: %v %s", err, c.code)
 		}
