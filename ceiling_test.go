@@ -60,8 +60,9 @@ func startCeiling(t testing.TB) (addr string) {
 	return ln.Addr().String()
 }
 
-// ceiling is the in-memory server. Lock order: ceiling.mu, then no other
-// lock; a ceilConn's mu is never taken while holding it.
+// ceiling is the in-memory server. Lock order: a ceilConn's mu, then
+// ceiling.mu (login goes online under its connection's mu); never the
+// other way round.
 type ceiling struct {
 	ln      net.Listener
 	cfg     Config // the real server's defaults (frame limit, idle timeout), a deeper send queue
@@ -250,8 +251,11 @@ func (c *ceilConn) readLoop() (last []byte) {
 	}
 }
 
-// ceilHandler handles one request. after, if not nil, runs once the reply
-// is queued (login goes online only then, so no push overtakes its reply).
+// ceilHandler handles one request. after, if not nil, runs under the
+// connection's mu just after the reply is queued: login goes online there,
+// so no push overtakes its reply, and a client that has read the reply can
+// count on the session being online (another connection's chat to it is
+// pushed, not dropped).
 type ceilHandler func(c *ceilConn, r *Request) (result any, after func(), perr *ProtoError)
 
 type ceilCommand struct {
@@ -303,15 +307,15 @@ func (c *ceilConn) handle(line []byte) {
 	if err != nil {
 		b = errReply(r.Type, r.RID, protoErr(wire.CodeInternal, "internal error"))
 	}
-	c.reply(b)
-	if after != nil {
-		after()
-	}
+	c.replyThen(b, after)
 }
 
 // reply queues a reply, waiting while maxUnwritten replies are unwritten:
 // a client that does not read is held back through TCP, as by the real server.
-func (c *ceilConn) reply(b []byte) {
+func (c *ceilConn) reply(b []byte) { c.replyThen(b, nil) }
+
+// replyThen is reply with then, if not nil, run under c.mu once b is queued.
+func (c *ceilConn) replyThen(b []byte, then func()) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-c.dead:
@@ -319,6 +323,9 @@ func (c *ceilConn) reply(b []byte) {
 	}
 	c.mu.Lock()
 	c.queue = append(c.queue, ceilFrame{b: b})
+	if then != nil {
+		then()
+	}
 	c.mu.Unlock()
 	c.signal()
 }
