@@ -62,9 +62,15 @@ func (s *Server) listenWeb(certs *certStore) error {
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: handshakeTimeout(&s.cfg), // as for a TLS handshake: at most 10 s
-		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		Protocols:         &protocols,
+		// And the whole request, body included: no handler reads a body,
+		// but net/http drains one before the next request, and a body
+		// trickled in would hold the connection's place under the caps
+		// for ever. A WebSocket is not bound by it: Hijack clears the
+		// connection's deadlines.
+		ReadTimeout:    handshakeTimeout(&s.cfg),
+		IdleTimeout:    s.cfg.IdleTimeout,
+		MaxHeaderBytes: 16 << 10,
+		Protocols:      &protocols,
 		// Its complaints (a failed handshake, a bad request) are the
 		// clients', not the server's: debug lines.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -275,6 +276,36 @@ func TestWebTimeouts(t *testing.T) {
 		c.must("register", map[string]any{"name": uniqueName("wlt"), "password": testPassword})
 		wsClosedWith(t, c, websocket.StatusNormalClosure)
 		if d := time.Since(start); d < timeout-50*time.Millisecond || d > 3*time.Second {
+			t.Fatalf("closed after %v, want about %v", d, timeout)
+		}
+	})
+	// A request whose body trickles in is cut at the login timeout, as a
+	// client-port connection that never logs in is: it cannot hold its
+	// place under the connection caps for longer.
+	t.Run("body", func(t *testing.T) {
+		t.Parallel()
+		nc, err := net.DialTimeout("tcp", ts.web, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		start := time.Now()
+		if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nx"); err != nil {
+			t.Fatal(err)
+		}
+		go func() { // a byte every 20 ms: never idle, never done
+			for range time.Tick(20 * time.Millisecond) {
+				if _, err := nc.Write([]byte{'x'}); err != nil {
+					return
+				}
+			}
+		}()
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		// The end is EOF, or a reset when the trickle meets the closed socket.
+		if _, err := io.Copy(io.Discard, nc); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal("the connection was not closed")
+		}
+		if d := time.Since(start); d > 3*time.Second {
 			t.Fatalf("closed after %v, want about %v", d, timeout)
 		}
 	})
