@@ -222,9 +222,24 @@ func (c *conn) deliver(p *Push) {
 // it gets.
 func (c *conn) applyPush(p *Push) {
 	s := c.sess.Load()
-	if s == nil {
+	if s == nil || !p.changesState() || s.stashed(c, p) {
 		return
 	}
+	c.applyState(s, p)
+}
+
+// changesState reports whether the push changes the state of the session
+// it reaches (applyState).
+func (p *Push) changesState() bool {
+	switch p.Kind {
+	case pushFriendAdded, pushFriendRemoved, pushGroupJoined, pushGroupLeft, pushBlockedBy, pushUnblockedBy:
+		return true
+	}
+	return false
+}
+
+// applyState makes the change p carries to s, c's session.
+func (c *conn) applyState(s *session, p *Push) {
 	switch p.Kind {
 	case pushFriendAdded:
 		s.addFriend(p.Ref)

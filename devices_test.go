@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -319,4 +320,63 @@ func TestDevicesCluster(t *testing.T) {
 	if f := b.must("online", nil); f.num("total") != 2 {
 		t.Fatalf("online: %v", f)
 	}
+}
+
+// A change made to a user while another of its sessions logs in reaches
+// that session. The login registers first and reads after, so a change
+// made after its reads comes as a push that waits for the session's sets:
+// here a block, an accepted friend request and a group joined on the other
+// device, all made at the worst moment (the hook holds the login between
+// its reads and the loading of what it read).
+func TestDevicesLoginMeetsChanges(t *testing.T) {
+	forEachStore(t, func(t *testing.T, db string) {
+		reached, resume := make(chan int64), make(chan struct{})
+		var armed atomic.Int64 // the user whose next login the hook holds
+		ts, _ := startHooked(t, db, func(s *Server) {
+			s.testAfterLoginState = func(user int64) {
+				if armed.CompareAndSwap(user, 0) {
+					reached <- user
+					<-resume
+				}
+			}
+		})
+		a := newUser(t, ts.addr, "lma")
+		c := newUser(t, ts.addr, "lmc")
+		phone := dial(t, ts.addr)
+		signUp(t, phone, "lmb", "phone")
+		b := phone.user
+		if st := phone.must("add_friend", map[string]any{"friend": c.user}).str("status"); st != "requested" {
+			t.Fatalf("add_friend: %s", st)
+		}
+		c.push("friend_request", 5*time.Second)
+		g := c.must("create_group", map[string]any{"name": uniqueName("lmg")}).obj("group").num("id")
+
+		armed.Store(b)
+		laptop := dial(t, ts.addr)
+		laptop.user = b
+		rid := laptop.send("login", map[string]any{"id": b, "password": testPassword, "device": "laptop"})
+		select {
+		case <-reached:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the login did not reach the hook")
+		}
+		a.must("block", map[string]any{"user": b})
+		c.must("add_friend", map[string]any{"friend": b}) // accepts
+		phone.must("join_group", map[string]any{"group": g})
+		close(resume)
+		if r := laptop.reply(rid); !r.ok() {
+			t.Fatalf("login: %v", r)
+		}
+		laptop.waitSynced(10 * time.Second)
+
+		laptop.fails("blocked", "chat", map[string]any{"to": a.user, "text": "the block came during my login"})
+		gm := c.must("group_chat", map[string]any{"group": g, "text": "joined on the phone"}).obj("message")
+		if got := laptop.messages(1, 5*time.Second)[0]; got.num("id") != gm.num("id") {
+			t.Fatalf("the laptop got %v, want the group's message %v", got, gm)
+		}
+		c.must("logout", nil)
+		if u := laptop.push("presence", 5*time.Second).obj("user"); u.num("id") != c.user || u["online"] != false {
+			t.Fatalf("presence: %v", u)
+		}
+	})
 }

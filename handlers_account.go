@@ -103,30 +103,19 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	srv.dir.rememberUser(acct.User)
-	friends, err := srv.store.Friends(ctx, acct.ID)
+	s, first, err := c.startSession(ctx, acct.User, device)
 	if err != nil {
 		return fail(err)
 	}
-	groups, err := srv.store.GroupsOf(ctx, acct.ID)
+	friends, groups, requests, blockedBy, err := srv.loginState(ctx, acct.ID)
 	if err != nil {
+		c.endSession(ctx, s) // nobody was told of it: its sets are empty
 		return fail(err)
 	}
-	requests, blockedBy, err := srv.store.LoginPeople(ctx, acct.ID)
-	if err != nil {
-		return fail(err)
+	if srv.testAfterLoginState != nil {
+		srv.testAfterLoginState(acct.ID)
 	}
-	// Before the claim, so that a failure leaves no session behind; the
-	// user counts as online already.
-	if err := srv.markOnline(ctx, acct.ID, friends, groups); err != nil {
-		return fail(err)
-	}
-	s, err := c.startSession(ctx, acct.User, device, friends, groups)
-	if err != nil {
-		return fail(err)
-	}
-	for _, b := range blockedBy {
-		s.setBlockedBy(b, true)
-	}
+	c.loadSession(s, friends, groups, blockedBy, first)
 	user := acct.User
 	user.Online = wire.Bool(true)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -148,6 +137,23 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 			}()
 		},
 	}
+}
+
+// loginState reads what a login reply lists and a session keeps: the
+// user's friends and groups, with who is online, the friend requests to
+// the user and who has blocked the user.
+func (s *Server) loginState(ctx context.Context, user int64) (friends []User, groups []Group, requests []User, blockedBy []int64, err error) {
+	if friends, err = s.store.Friends(ctx, user); err != nil {
+		return
+	}
+	if groups, err = s.store.GroupsOf(ctx, user); err != nil {
+		return
+	}
+	if requests, blockedBy, err = s.store.LoginPeople(ctx, user); err != nil {
+		return
+	}
+	err = s.markOnline(ctx, user, friends, groups)
+	return
 }
 
 // checkLogin checks a login's credentials, within the throttles: the

@@ -161,6 +161,20 @@ func (h *hub) unregister(user int64, c *conn, groups []int64) {
 	h.report(counts)
 }
 
+// subscribeAll subscribes c to every group of groups.
+func (h *hub) subscribeAll(c *conn, groups []int64) {
+	if len(groups) == 0 {
+		return
+	}
+	h.mu.Lock()
+	counts := make([]groupCount, 0, len(groups))
+	for _, g := range groups {
+		counts = append(counts, groupCount{g, h.subscribeLocked(g, c)})
+	}
+	h.mu.Unlock()
+	h.report(counts)
+}
+
 func (h *hub) subscribe(g int64, c *conn) {
 	h.mu.Lock()
 	n := h.subscribeLocked(g, c)

@@ -66,6 +66,10 @@ type Server struct {
 	userLocks    userLocks
 	limiter      *connLimiter // -max-conns, -max-conns-per-ip
 	typing       *typingGate  // drops typing notices over one a second
+	// testAfterLoginState, set by tests before serving, runs in a login
+	// between its reads and loadSession: where a change made by another
+	// user is at its most likely to be lost.
+	testAfterLoginState func(user int64)
 
 	mu      sync.Mutex // guards the fields below
 	ln      net.Listener

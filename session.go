@@ -24,6 +24,11 @@ type session struct {
 	// blockedBy are the users who have blocked this one: a chat, friend
 	// request or typing notice to them is refused without a query.
 	blockedBy []int64
+	// loading is true from the session's registration until its sets are
+	// read (loadSession): pushes that change them wait in stash, to be
+	// applied after what was read, in order.
+	loading bool
+	stash   []*Push
 }
 
 func (s *session) setBlockedBy(id int64, blocked bool) {
@@ -101,51 +106,101 @@ func (s *session) claim() claim {
 }
 
 // startSession makes c a session of u on device: it claims the device in
-// presence (taking over an older session there), subscribes to the user's
-// groups and, for the user's first session, tells the friends. Online
-// first, then the backlog: a message stored in between is routed live, and
-// may come twice, never not at all.
-func (c *conn) startSession(ctx context.Context, u User, device string, friends []User, groups []Group) (*session, error) {
+// presence (taking over an older session there) and registers the session
+// for pushes, held until the login reply is queued. Registered first, then
+// read: the caller reads the user's friends, groups and blocks after this
+// and hands them to loadSession, so that a change made meanwhile is either
+// in what it reads or pushed to this session (stashed until loadSession),
+// never lost between the two. first reports the user's first session.
+func (c *conn) startSession(ctx context.Context, u User, device string) (s *session, first bool, err error) {
 	srv := c.srv
-	s := &session{
+	s = &session{
 		user:        u,
 		device:      device,
 		since:       nowMS(),
 		ref:         SessionRef{Node: srv.cfg.Node, ID: c.id},
 		backlogDone: make(chan struct{}),
+		loading:     true,
 	}
-	s.friends = make([]int64, 0, len(friends))
-	for _, f := range friends {
-		s.friends = append(s.friends, f.ID)
-	}
-	s.groups = make([]int64, 0, len(groups))
-	for _, g := range groups {
-		s.groups = append(s.groups, g.ID)
-	}
-	slices.Sort(s.friends)
-	s.friends = slices.Compact(s.friends)
-	slices.Sort(s.groups)
-	s.groups = slices.Compact(s.groups)
 	// Claim and register must not interleave with another login of the same
 	// user on this node, or presence and the hub could disagree.
 	unlock := srv.lockUser(u.ID)
 	res, err := srv.presence.Claim(ctx, s.claim(), srv.cfg.MaxDevices)
 	if err != nil {
 		unlock()
-		return nil, err
+		return nil, false, err
 	}
 	c.sess.Store(s)
 	c.holdPushes() // until the login reply is queued
-	srv.hub.register(u.ID, c, s.groupIDs())
+	srv.hub.register(u.ID, c, nil)
 	unlock()
 	if res.prev != nil {
 		srv.kickSession(*res.prev, u.ID)
 	}
 	srv.metrics.sessions.Add(1)
-	if !res.wasOnline {
-		srv.pushPresence(s, true)
+	return s, !res.wasOnline, nil
+}
+
+// loadSession gives a session started by startSession its sets, as read
+// after its registration, subscribes it to its groups, applies on top the
+// pushes stashed meanwhile, and, for the user's first session, tells the
+// friends. Online first, then the backlog (after the reply): a message
+// stored in between is routed live, and may come twice, never not at all.
+func (c *conn) loadSession(s *session, friends []User, groups []Group, blockedBy []int64, first bool) {
+	s.mu.Lock()
+	for _, f := range friends {
+		s.friends = addID(s.friends, f.ID)
 	}
-	return s, nil
+	for _, g := range groups {
+		s.groups = addID(s.groups, g.ID)
+	}
+	for _, b := range blockedBy {
+		s.blockedBy = addID(s.blockedBy, b)
+	}
+	subscribe := slices.Clone(s.groups)
+	s.mu.Unlock()
+	c.srv.hub.subscribeAll(c, subscribe)
+	// Pushes that arrive while the stash is replayed join it, behind the
+	// ones being applied: the order stays the order of arrival.
+	for {
+		s.mu.Lock()
+		batch := s.stash
+		s.stash = nil
+		if len(batch) == 0 {
+			s.loading = false
+			s.mu.Unlock()
+			break
+		}
+		s.mu.Unlock()
+		for _, p := range batch {
+			c.applyState(s, p)
+		}
+	}
+	if first {
+		c.srv.pushPresence(s, true)
+	}
+}
+
+// stashed keeps p for loadSession while the session is loading; false when
+// it is not, and p is to be applied now. Past -send-queue stashed pushes the
+// connection is closed, as for a client that does not read its pushes.
+func (s *session) stashed(c *conn, p *Push) bool {
+	s.mu.Lock()
+	if !s.loading {
+		s.mu.Unlock()
+		return false
+	}
+	full := len(s.stash) >= c.srv.cfg.SendQueue
+	if !full {
+		s.stash = append(s.stash, p)
+	}
+	s.mu.Unlock()
+	if full {
+		c.srv.metrics.slowClosed.Add(1)
+		c.log.Info("closing client: too many changes while logging in", "stashed", c.srv.cfg.SendQueue)
+		c.abort()
+	}
+	return true
 }
 
 // kickSession closes ref, a session of user that a newer login on the same
