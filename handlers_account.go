@@ -129,11 +129,12 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 		after: func() {
 			c.releasePushes()
 			go func() {
-				complete := c.streamBacklog(s.ctx, s)
-				close(s.backlogDone)
-				if complete {
+				// synced is queued before backlogDone is closed: a client
+				// that half-closed is wound down once it is, and gets it.
+				if c.streamBacklog(s.ctx, s) {
 					c.enqueue(outFrame{b: syncedFrame}, s)
 				}
+				close(s.backlogDone)
 			}()
 		},
 	}

@@ -92,6 +92,12 @@ func (s *session) groupIDs() []int64 {
 	return slices.Clone(s.groups)
 }
 
+// sortedSet sorts ids in place and drops repeats.
+func sortedSet(ids []int64) []int64 {
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
 // addID inserts id into the sorted set ids.
 func addID(ids []int64, id int64) []int64 {
 	i, ok := slices.BinarySearch(ids, id)
@@ -147,16 +153,19 @@ func (c *conn) startSession(ctx context.Context, u User, device string) (s *sess
 // friends. Online first, then the backlog (after the reply): a message
 // stored in between is routed live, and may come twice, never not at all.
 func (c *conn) loadSession(s *session, friends []User, groups []Group, blockedBy []int64, first bool) {
-	s.mu.Lock()
+	friendIDs := make([]int64, 0, len(friends))
 	for _, f := range friends {
-		s.friends = addID(s.friends, f.ID)
+		friendIDs = append(friendIDs, f.ID)
 	}
+	groupIDs := make([]int64, 0, len(groups))
 	for _, g := range groups {
-		s.groups = addID(s.groups, g.ID)
+		groupIDs = append(groupIDs, g.ID)
 	}
-	for _, b := range blockedBy {
-		s.blockedBy = addID(s.blockedBy, b)
-	}
+	// The sets are empty until now: every change meant for them is stashed.
+	s.mu.Lock()
+	s.friends = sortedSet(friendIDs)
+	s.groups = sortedSet(groupIDs)
+	s.blockedBy = sortedSet(slices.Clone(blockedBy))
 	subscribe := slices.Clone(s.groups)
 	s.mu.Unlock()
 	c.srv.hub.subscribeAll(c, subscribe)

@@ -47,7 +47,7 @@ type Report struct {
 	SessionDeliveriesTotal int64            `json:"session_deliveries_total,omitempty"`
 	SessionMissed          int64            `json:"session_missed"` // a live session never got a message (its user may have on another)
 	Dup                    int64            `json:"duplicated"`     // a message pushed live twice
-	Again                  int64            `json:"redelivered"`    // a message received live, then again in a login's backlog (allowed)
+	Again                  int64            `json:"redelivered"`    // a message received both live and in a login's backlog, in either order (allowed)
 	OutOfOrder             int64            `json:"out_of_order"`
 	Stale                  int64            `json:"stale"`  // texts of another run or tool
 	Errors                 map[string]int64 `json:"errors"` // error replies by code, and the load generator's own troubles

@@ -55,12 +55,14 @@ func (b bitset) missing(want bitset) int {
 // seqTracker follows what one receiver got from one sender. Live messages
 // from one sender must arrive in the order sent; a backlog push (a message
 // pending from before this login) may not, and is not counted as out of order.
-// A backlog push of a message already received live is the at-least-once
-// delivery the protocol allows (a message stored while a login registers its
-// session can come live and in that login's backlog): it is counted apart,
-// as again; a second live push of a message is a duplicate.
+// A message that comes both live and in a login's backlog, in either order,
+// is the at-least-once delivery the protocol allows (a message stored while
+// a login registers its session is routed live and found by the backlog's
+// query, and the two race to the wire): it is counted apart, as again. A
+// second live push of a message is a duplicate.
 type seqTracker struct {
 	seen  bitset
+	live  bitset // what came live
 	max   int
 	n     int // distinct sequence numbers seen
 	dup   int
@@ -69,11 +71,12 @@ type seqTracker struct {
 }
 
 func (t *seqTracker) see(seq int, backlog bool) (first bool) {
+	liveAgain := !backlog && t.live.add(seq)
 	if t.seen.add(seq) {
-		if backlog {
-			t.again++
-		} else {
+		if liveAgain {
 			t.dup++
+		} else {
+			t.again++
 		}
 		return false
 	}
