@@ -327,56 +327,86 @@ func TestDevicesCluster(t *testing.T) {
 // made after its reads comes as a push that waits for the session's sets:
 // here a block, an accepted friend request and a group joined on the other
 // device, all made at the worst moment (the hook holds the login between
-// its reads and the loading of what it read).
+// its reads and the loading of what it read). On one node with each store,
+// and across a cluster, where the pushes come through Redis.
 func TestDevicesLoginMeetsChanges(t *testing.T) {
-	forEachStore(t, func(t *testing.T, db string) {
-		reached, resume := make(chan int64), make(chan struct{})
-		var armed atomic.Int64 // the user whose next login the hook holds
-		ts, _ := startHooked(t, db, func(s *Server) {
-			s.testAfterLoginState = func(user int64) {
-				if armed.CompareAndSwap(user, 0) {
-					reached <- user
-					<-resume
-				}
+	t.Run("node", func(t *testing.T) {
+		forEachStore(t, func(t *testing.T, db string) {
+			lm := &loginMeetsChanges{}
+			ts, _ := startHooked(t, db, lm.hook)
+			lm.run(t, ts.addr, ts.addr, 0)
+		})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		lm := &loginMeetsChanges{}
+		nodes := startClusterHooked(t, 3, "", func(node int, s *Server) {
+			if node == 0 {
+				lm.hook(s)
 			}
 		})
-		a := newUser(t, ts.addr, "lma")
-		c := newUser(t, ts.addr, "lmc")
-		phone := dial(t, ts.addr)
-		signUp(t, phone, "lmb", "phone")
-		b := phone.user
-		if st := phone.must("add_friend", map[string]any{"friend": c.user}).str("status"); st != "requested" {
-			t.Fatalf("add_friend: %s", st)
-		}
-		c.push("friend_request", 5*time.Second)
-		g := c.must("create_group", map[string]any{"name": uniqueName("lmg")}).obj("group").num("id")
-
-		armed.Store(b)
-		laptop := dial(t, ts.addr)
-		laptop.user = b
-		rid := laptop.send("login", map[string]any{"id": b, "password": testPassword, "device": "laptop"})
-		select {
-		case <-reached:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the login did not reach the hook")
-		}
-		a.must("block", map[string]any{"user": b})
-		c.must("add_friend", map[string]any{"friend": b}) // accepts
-		phone.must("join_group", map[string]any{"group": g})
-		close(resume)
-		if r := laptop.reply(rid); !r.ok() {
-			t.Fatalf("login: %v", r)
-		}
-		laptop.waitSynced(10 * time.Second)
-
-		laptop.fails("blocked", "chat", map[string]any{"to": a.user, "text": "the block came during my login"})
-		gm := c.must("group_chat", map[string]any{"group": g, "text": "joined on the phone"}).obj("message")
-		if got := laptop.messages(1, 5*time.Second)[0]; got.num("id") != gm.num("id") {
-			t.Fatalf("the laptop got %v, want the group's message %v", got, gm)
-		}
-		c.must("logout", nil)
-		if u := laptop.push("presence", 5*time.Second).obj("user"); u.num("id") != c.user || u["online"] != false {
-			t.Fatalf("presence: %v", u)
-		}
+		// The changes are made on node 2; their pushes reach node 1
+		// through Redis while the login waits.
+		lm.run(t, nodes[0].addr, nodes[1].addr, 300*time.Millisecond)
 	})
+}
+
+// loginMeetsChanges holds one armed login in its hook until resumed.
+type loginMeetsChanges struct {
+	armed   atomic.Int64 // the user whose next login the hook holds
+	reached chan int64
+	resume  chan struct{}
+}
+
+func (lm *loginMeetsChanges) hook(s *Server) {
+	lm.reached, lm.resume = make(chan int64), make(chan struct{})
+	s.testAfterLoginState = func(user int64) {
+		if lm.armed.CompareAndSwap(user, 0) {
+			lm.reached <- user
+			<-lm.resume
+		}
+	}
+}
+
+// run logs b's laptop in on loginAddr and, while the hook holds it, makes
+// the changes on otherAddr, then waits settle for their pushes to travel.
+func (lm *loginMeetsChanges) run(t *testing.T, loginAddr, otherAddr string, settle time.Duration) {
+	a := newUser(t, otherAddr, "lma")
+	c := newUser(t, otherAddr, "lmc")
+	phone := dial(t, otherAddr)
+	signUp(t, phone, "lmb", "phone")
+	b := phone.user
+	if st := phone.must("add_friend", map[string]any{"friend": c.user}).str("status"); st != "requested" {
+		t.Fatalf("add_friend: %s", st)
+	}
+	c.push("friend_request", 5*time.Second)
+	g := c.must("create_group", map[string]any{"name": uniqueName("lmg")}).obj("group").num("id")
+
+	lm.armed.Store(b)
+	laptop := dial(t, loginAddr)
+	laptop.user = b
+	rid := laptop.send("login", map[string]any{"id": b, "password": testPassword, "device": "laptop"})
+	select {
+	case <-lm.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the login did not reach the hook")
+	}
+	a.must("block", map[string]any{"user": b})
+	c.must("add_friend", map[string]any{"friend": b}) // accepts
+	phone.must("join_group", map[string]any{"group": g})
+	time.Sleep(settle)
+	close(lm.resume)
+	if r := laptop.reply(rid); !r.ok() {
+		t.Fatalf("login: %v", r)
+	}
+	laptop.waitSynced(10 * time.Second)
+
+	laptop.fails("blocked", "chat", map[string]any{"to": a.user, "text": "the block came during my login"})
+	gm := c.must("group_chat", map[string]any{"group": g, "text": "joined on the phone"}).obj("message")
+	if got := laptop.messages(1, 5*time.Second)[0]; got.num("id") != gm.num("id") {
+		t.Fatalf("the laptop got %v, want the group's message %v", got, gm)
+	}
+	c.must("logout", nil)
+	if u := laptop.push("presence", 5*time.Second).obj("user"); u.num("id") != c.user || u["online"] != false {
+		t.Fatalf("presence: %v", u)
+	}
 }

@@ -25,6 +25,13 @@ func redisAddr(t testing.TB) string {
 // prefix in redis (CHAT_TEST_REDIS when redis is "").
 func startCluster(t *testing.T, n int, redis string, edit ...func(*Config)) []*testServer {
 	t.Helper()
+	return startClusterHooked(t, n, redis, nil, edit...)
+}
+
+// startClusterHooked is startCluster with hook, if not nil, run on each
+// node's Server (its index from 0) before it serves.
+func startClusterHooked(t *testing.T, n int, redis string, hook func(node int, s *Server), edit ...func(*Config)) []*testServer {
+	t.Helper()
 	if redis == "" {
 		redis = redisAddr(t)
 	}
@@ -34,9 +41,13 @@ func startCluster(t *testing.T, n int, redis string, edit ...func(*Config)) []*t
 	prefix := "chattest" + hex.EncodeToString(rnd[:])
 	var nodes []*testServer
 	for i := range n {
-		nodes = append(nodes, startServer(t, db, append([]func(*Config){func(c *Config) {
+		var nodeHook func(*Server)
+		if hook != nil {
+			nodeHook = func(s *Server) { hook(i, s) }
+		}
+		nodes = append(nodes, newTestServer(t, db, nodeHook, nil, append([]func(*Config){func(c *Config) {
 			c.Redis, c.RedisPrefix, c.Node = redis, prefix, fmt.Sprintf("node%d", i+1)
-		}}, edit...)...))
+		}}, edit...)))
 	}
 	return nodes
 }
