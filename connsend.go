@@ -248,17 +248,17 @@ func (c *conn) applyState(s *session, p *Push) {
 	case pushGroupJoined:
 		if !s.inGroup(p.Ref) {
 			s.setGroup(p.Ref, true)
-			c.srv.hub.subscribe(p.Ref, c)
+			c.srv.hub.subscribeAll(c, p.Ref)
 			// The session may have ended meanwhile, its unregister done:
 			// leave no subscription behind that no session holds.
 			if now := c.sess.Load(); now != s && (now == nil || !now.inGroup(p.Ref)) {
-				c.srv.hub.unsubscribe(p.Ref, c)
+				c.srv.hub.unsubscribeAll(c, p.Ref)
 			}
 		}
 	case pushGroupLeft:
 		if s.inGroup(p.Ref) {
 			s.setGroup(p.Ref, false)
-			c.srv.hub.unsubscribe(p.Ref, c)
+			c.srv.hub.unsubscribeAll(c, p.Ref)
 		}
 	case pushBlockedBy:
 		s.setBlockedBy(p.Ref, true)

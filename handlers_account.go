@@ -103,7 +103,7 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 		return fail(err)
 	}
 	srv.dir.rememberUser(acct.User)
-	s, first, err := c.startSession(ctx, acct.User, device)
+	s, first, err := c.startSession(ctx, acct, device)
 	if err != nil {
 		return fail(err)
 	}
@@ -118,7 +118,6 @@ func handleLogin(ctx context.Context, c *conn, r *Request) response {
 	c.loadSession(s, friends, groups, blockedBy, first)
 	user := acct.User
 	user.Online = wire.Bool(true)
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return response{
 		result: struct {
 			User     User    `json:"user"`

@@ -37,7 +37,7 @@ func handleBlock(ctx context.Context, c *conn, r *Request) response {
 		srv.router.ToUser(u.ID, &Push{Kind: pushBlockedBy, Ref: s.user.ID})
 	}
 	if out.unfriended {
-		s.removeFriend(u.ID)
+		c.changeOwn(s, &Push{Kind: pushFriendRemoved, Ref: u.ID})
 		srv.router.ToUser(u.ID, &Push{Kind: pushFriendRemoved, Ref: s.user.ID})
 		srv.router.ToUser(s.user.ID, &Push{Kind: pushFriendRemoved, Ref: u.ID, Except: c.id})
 	}

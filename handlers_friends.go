@@ -54,7 +54,7 @@ func handleAddFriend(ctx context.Context, c *conn, r *Request) response {
 		srv.router.ToUser(me.ID, &Push{Kind: pushFriendAdded, Ref: f.ID, Except: c.id})
 	}
 	if out == askAccepted || out == askFriends {
-		s.addFriend(f.ID)
+		c.changeOwn(s, &Push{Kind: pushFriendAdded, Ref: f.ID})
 	}
 	if f, err = srv.withOnline(ctx, f); err != nil {
 		return fail(err)
@@ -116,7 +116,7 @@ func handleRemoveFriend(ctx context.Context, c *conn, r *Request) response {
 	if err != nil {
 		return fail(err)
 	}
-	s.removeFriend(f.ID)
+	c.changeOwn(s, &Push{Kind: pushFriendRemoved, Ref: f.ID})
 	if removed {
 		srv.router.ToUser(f.ID, &Push{Kind: pushFriendRemoved, Ref: s.user.ID,
 			Frame: friendRemovedFrame(User{ID: s.user.ID, Name: s.user.Name})})

@@ -18,15 +18,13 @@ import (
 // joinedHere makes the calling session a member of group g at once, and
 // the user's other sessions, wherever they are, by a state push.
 func (s *Server) joinedHere(c *conn, sess *session, g int64) {
-	sess.setGroup(g, true)
-	s.hub.subscribe(g, c)
+	c.changeOwn(sess, &Push{Kind: pushGroupJoined, Ref: g})
 	s.router.ToUser(sess.user.ID, &Push{Kind: pushGroupJoined, Ref: g, Except: c.id})
 }
 
 // leftHere is joinedHere's opposite: the user is no longer in group g.
 func (s *Server) leftHere(c *conn, sess *session, g int64) {
-	sess.setGroup(g, false)
-	s.hub.unsubscribe(g, c)
+	c.changeOwn(sess, &Push{Kind: pushGroupLeft, Ref: g})
 	s.router.ToUser(sess.user.ID, &Push{Kind: pushGroupLeft, Ref: g, Except: c.id})
 }
 

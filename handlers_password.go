@@ -61,6 +61,9 @@ func handleChangePassword(ctx context.Context, c *conn, r *Request) response {
 	if herr != nil {
 		return fail(herr)
 	}
+	// Known before it is stored: a resync in between must not close the
+	// session that changed it.
+	s.setCredential(hash)
 	if err := srv.store.SetPassword(ctx, s.user.ID, hash); err != nil {
 		return fail(err)
 	}
@@ -100,7 +103,7 @@ func handleDeleteAccount(ctx context.Context, c *conn, r *Request) response {
 		// Before the kick, in the same order: a closing session tells
 		// only its friends it went offline, and these are no longer.
 		srv.router.ToUser(me.ID, &Push{Kind: pushFriendRemoved, Ref: f, Except: c.id})
-		s.removeFriend(f)
+		c.changeOwn(s, &Push{Kind: pushFriendRemoved, Ref: f})
 	}
 	for _, b := range gone.blocked {
 		srv.router.ToUser(b, &Push{Kind: pushUnblockedBy, Ref: me.ID})

@@ -192,6 +192,31 @@ func (s *Store) LoginPeople(ctx context.Context, u int64) (requests []User, bloc
 	return requests, blockedBy, s.wrap("login people", err)
 }
 
+// SessionState reads the sets a session of u keeps, in one round trip: u's
+// friends, u's groups and the users who block u.
+func (s *Store) SessionState(ctx context.Context, u int64) (out sessionSets, err error) {
+	defer s.observe("session_state", time.Now())
+	err = queryRows(ctx, s.db, `SELECT 0, friend_id FROM friends WHERE user_id = ?
+		UNION ALL SELECT 1, m.topic_id FROM members m JOIN topics t ON t.id = m.topic_id WHERE m.user_id = ? AND t.kind = ?
+		UNION ALL SELECT 2, user_id FROM blocks WHERE blocked_id = ?`, []any{u, u, topicGroup, u}, func(rows *sql.Rows) error {
+		var set int
+		var id int64
+		if err := rows.Scan(&set, &id); err != nil {
+			return err
+		}
+		switch set {
+		case 0:
+			out.friends = append(out.friends, id)
+		case 1:
+			out.groups = append(out.groups, id)
+		default:
+			out.blockedBy = append(out.blockedBy, id)
+		}
+		return nil
+	})
+	return out, s.wrap("session state", err)
+}
+
 // blockOutcome is what a block changed.
 type blockOutcome struct {
 	added      bool // a new block (false: blocked already)

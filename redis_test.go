@@ -193,15 +193,23 @@ func TestClusterNodeGone(t *testing.T) {
 	}
 }
 
-func TestClusterRedisRestart(t *testing.T) {
+// clusterOnPrivateRedis starts two nodes on a Redis of the test's own, which
+// the test may stop and start; admin is node 1's admin address.
+func clusterOnPrivateRedis(t *testing.T) (nodes []*testServer, admin string, stopRedis, startRedis func() time.Duration) {
+	t.Helper()
 	redisAddr(t) // the same gate as the other cluster tests
 	addr, stopRedis, startRedis := privateRedis(t)
-	admin := cmdFreeAddr(t)
-	nodes := startCluster(t, 2, addr, func(c *Config) {
+	admin = cmdFreeAddr(t)
+	nodes = startCluster(t, 2, addr, func(c *Config) {
 		if c.Node == "node1" {
 			c.Admin = admin
 		}
 	})
+	return nodes, admin, stopRedis, startRedis
+}
+
+func TestClusterRedisRestart(t *testing.T) {
+	nodes, admin, stopRedis, startRedis := clusterOnPrivateRedis(t)
 	a := newUser(t, nodes[0].addr, "ra")
 	b := newUser(t, nodes[1].addr, "rb")
 	local := newUser(t, nodes[0].addr, "rl")
@@ -235,6 +243,57 @@ func TestClusterRedisRestart(t *testing.T) {
 	if f := b.must("online", nil); f.num("total") != 3 {
 		t.Fatalf("presence not re-announced after the restart: %v", f)
 	}
+}
+
+// Changes made while Redis is down, whose pushes are lost, still reach the
+// sessions on other nodes once it is back: a block, a removal from a
+// group, a password changed on another device (its kick) and an account
+// deleted. Each node resyncs its sessions from the store when the
+// subscriptions come back, without the users logging in again.
+func TestClusterResyncAfterRedisRestart(t *testing.T) {
+	nodes, admin, stopRedis, startRedis := clusterOnPrivateRedis(t)
+	// On node 1 the sessions that must learn; on node 2 who changes things.
+	laptop := dial(t, nodes[0].addr)
+	signUp(t, laptop, "rsb", "laptop")
+	phone := loginDevice(t, nodes[1].addr, laptop.user, "phone")
+	a := newUser(t, nodes[1].addr, "rsa")
+	g := a.must("create_group", map[string]any{"name": uniqueName("rsg")}).obj("group").num("id")
+	phone.must("join_group", map[string]any{"group": g})
+	d1 := dial(t, nodes[0].addr)
+	signUp(t, d1, "rsd", "one")
+	d2 := loginDevice(t, nodes[1].addr, d1.user, "two")
+	e1 := dial(t, nodes[0].addr)
+	signUp(t, e1, "rse", "one")
+	e2 := loginDevice(t, nodes[1].addr, e1.user, "two")
+
+	stopRedis()
+	waitHealth(t, admin, http.StatusServiceUnavailable, 15*time.Second)
+	a.must("block", map[string]any{"user": laptop.user})
+	a.must("kick_member", map[string]any{"group": g, "user": laptop.user})
+	d2.must("change_password", map[string]any{"old": testPassword, "new": "a new password"})
+	e2.must("delete_account", map[string]any{"password": testPassword})
+	// Nothing reached node 1: the laptop may still write to a.
+	if f := laptop.req("chat", map[string]any{"to": a.user, "text": "still in the dark"}); !f.ok() {
+		t.Fatalf("the block reached node 1 without Redis: %v", f)
+	}
+	startRedis()
+	waitHealth(t, admin, http.StatusOK, 15*time.Second)
+
+	waitFor(t, 10*time.Second, func() bool {
+		return laptop.req("chat", map[string]any{"to": a.user, "text": "after the restart"}).code() == "blocked"
+	})
+	// Out of the group: its messages no longer come, and it may not write.
+	laptop.fails("not_member", "group_chat", map[string]any{"group": g, "text": "still in?"})
+	a.must("group_chat", map[string]any{"group": g, "text": "after the kick"})
+	laptop.quiet("message", 300*time.Millisecond)
+	for who, reason := range map[*testClient]string{d1: reasonPasswordChanged, e1: reasonAccountDeleted} {
+		if got := who.push("kicked", 10*time.Second).str("reason"); got != reason {
+			t.Fatalf("kicked for %q, want %q", got, reason)
+		}
+		who.closed(5 * time.Second)
+	}
+	// The session that changed its password is still in.
+	d2.must("ping", nil)
 }
 
 // A node message whose frame is not one JSON object reaches no client; the

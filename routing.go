@@ -133,16 +133,12 @@ func (h *hub) report(counts []groupCount) {
 	}
 }
 
-// register adds c to user's local sessions.
-func (h *hub) register(user int64, c *conn, groups []int64) {
+// register adds c to user's local sessions; its groups follow
+// (subscribeAll) once they are read.
+func (h *hub) register(user int64, c *conn) {
 	h.mu.Lock()
 	h.users[user] = append(h.users[user], c)
-	counts := make([]groupCount, 0, len(groups))
-	for _, g := range groups {
-		counts = append(counts, groupCount{g, h.subscribeLocked(g, c)})
-	}
 	h.mu.Unlock()
-	h.report(counts)
 }
 
 // unregister removes c and its group subscriptions.
@@ -153,40 +149,35 @@ func (h *hub) unregister(user int64, c *conn, groups []int64) {
 	} else {
 		h.users[user] = conns
 	}
-	counts := make([]groupCount, 0, len(groups))
-	for _, g := range groups {
-		counts = append(counts, groupCount{g, h.unsubscribeLocked(g, c)})
-	}
+	counts := h.eachLocked(groups, c, h.unsubscribeLocked)
 	h.mu.Unlock()
 	h.report(counts)
 }
 
 // subscribeAll subscribes c to every group of groups.
-func (h *hub) subscribeAll(c *conn, groups []int64) {
+func (h *hub) subscribeAll(c *conn, groups ...int64) { h.each(groups, c, h.subscribeLocked) }
+
+// unsubscribeAll unsubscribes c from every group of groups.
+func (h *hub) unsubscribeAll(c *conn, groups ...int64) { h.each(groups, c, h.unsubscribeLocked) }
+
+// each applies op, subscribeLocked or unsubscribeLocked, to c and each
+// group under the lock, and reports the counts after it.
+func (h *hub) each(groups []int64, c *conn, op func(g int64, c *conn) int) {
 	if len(groups) == 0 {
 		return
 	}
 	h.mu.Lock()
-	counts := make([]groupCount, 0, len(groups))
-	for _, g := range groups {
-		counts = append(counts, groupCount{g, h.subscribeLocked(g, c)})
-	}
+	counts := h.eachLocked(groups, c, op)
 	h.mu.Unlock()
 	h.report(counts)
 }
 
-func (h *hub) subscribe(g int64, c *conn) {
-	h.mu.Lock()
-	n := h.subscribeLocked(g, c)
-	h.mu.Unlock()
-	h.report([]groupCount{{g, n}})
-}
-
-func (h *hub) unsubscribe(g int64, c *conn) {
-	h.mu.Lock()
-	n := h.unsubscribeLocked(g, c)
-	h.mu.Unlock()
-	h.report([]groupCount{{g, n}})
+func (h *hub) eachLocked(groups []int64, c *conn, op func(g int64, c *conn) int) []groupCount {
+	counts := make([]groupCount, 0, len(groups))
+	for _, g := range groups {
+		counts = append(counts, groupCount{g, op(g, c)})
+	}
+	return counts
 }
 
 func (h *hub) subscribeLocked(g int64, c *conn) int {

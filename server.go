@@ -443,13 +443,19 @@ func (s *idSet) take(id int64) bool {
 	return true
 }
 
-// redeliverAll pushes every local session what is pending for it, as at a
-// login. The cluster calls it when its subscription comes back: pushes
-// published to this node meanwhile were lost.
+// redeliverAll brings every local session up to date (resync) and pushes
+// it what is pending for it, as at a login. The cluster calls it when a
+// node's subscription comes back: pushes published to this node meanwhile
+// were lost, and so were those other nodes could not publish. A session
+// gets its state before its backlog: a group it joined meanwhile is
+// subscribed before the group's messages are looked for.
 func (s *Server) redeliverAll() {
 	for _, c := range s.hub.conns() {
 		if sess := c.sess.Load(); sess != nil {
-			go c.streamBacklog(sess.ctx, sess)
+			go func() {
+				c.resync(sess)
+				c.streamBacklog(sess.ctx, sess)
+			}()
 		}
 	}
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -24,11 +27,40 @@ type session struct {
 	// blockedBy are the users who have blocked this one: a chat, friend
 	// request or typing notice to them is refused without a query.
 	blockedBy []int64
-	// loading is true from the session's registration until its sets are
-	// read (loadSession): pushes that change them wait in stash, to be
-	// applied after what was read, in order.
+	// loading is true while the sets are being read (from the session's
+	// registration until loadSession, and during a resync): pushes that
+	// change them wait in stash, to be applied after what was read, in
+	// order.
 	loading bool
 	stash   []*Push
+	// credentials are fingerprints of the password hashes this session
+	// knows: the one it logged in with and the one it set, if it changed
+	// the password. A resync that finds another one in the store closes
+	// the session, as the kick it missed would have.
+	credentials [2]uint64
+}
+
+// credentialOf is the fingerprint of a password hash kept by a session: not
+// the hash itself, which stays out of long-lived memory.
+func credentialOf(hash []byte) uint64 {
+	sum := sha256.Sum256(hash)
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// setCredential records that the session set the password to hash.
+func (s *session) setCredential(hash []byte) {
+	s.mu.Lock()
+	s.credentials[1] = credentialOf(hash)
+	s.mu.Unlock()
+}
+
+// knowsCredential reports whether hash is one this session logged in with
+// or set.
+func (s *session) knowsCredential(hash []byte) bool {
+	f := credentialOf(hash)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return f == s.credentials[0] || f == s.credentials[1]
 }
 
 func (s *session) setBlockedBy(id int64, blocked bool) {
@@ -118,8 +150,9 @@ func (s *session) claim() claim {
 // and hands them to loadSession, so that a change made meanwhile is either
 // in what it reads or pushed to this session (stashed until loadSession),
 // never lost between the two. first reports the user's first session.
-func (c *conn) startSession(ctx context.Context, u User, device string) (s *session, first bool, err error) {
+func (c *conn) startSession(ctx context.Context, acct Account, device string) (s *session, first bool, err error) {
 	srv := c.srv
+	u := acct.User
 	s = &session{
 		user:        u,
 		device:      device,
@@ -128,6 +161,9 @@ func (c *conn) startSession(ctx context.Context, u User, device string) (s *sess
 		backlogDone: make(chan struct{}),
 		loading:     true,
 	}
+	s.credentials[0] = credentialOf(acct.Hash)
+	// Before the registration: a resync may start on the session from then.
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	// Claim and register must not interleave with another login of the same
 	// user on this node, or presence and the hub could disagree.
 	unlock := srv.lockUser(u.ID)
@@ -138,7 +174,7 @@ func (c *conn) startSession(ctx context.Context, u User, device string) (s *sess
 	}
 	c.sess.Store(s)
 	c.holdPushes() // until the login reply is queued
-	srv.hub.register(u.ID, c, nil)
+	srv.hub.register(u.ID, c)
 	unlock()
 	if res.prev != nil {
 		srv.kickSession(*res.prev, u.ID)
@@ -161,14 +197,47 @@ func (c *conn) loadSession(s *session, friends []User, groups []Group, blockedBy
 	for _, g := range groups {
 		groupIDs = append(groupIDs, g.ID)
 	}
-	// The sets are empty until now: every change meant for them is stashed.
+	c.setSets(s, &sessionSets{friends: friendIDs, groups: groupIDs, blockedBy: slices.Clone(blockedBy)})
+	if first {
+		c.srv.pushPresence(s, true)
+	}
+}
+
+// sessionSets are the sets of a session's state, as read from the store.
+type sessionSets struct{ friends, groups, blockedBy []int64 }
+
+// startLoading starts a read of the session's sets (a resync); false if
+// one is under way already.
+func (s *session) startLoading() bool {
 	s.mu.Lock()
-	s.friends = sortedSet(friendIDs)
-	s.groups = sortedSet(groupIDs)
-	s.blockedBy = sortedSet(slices.Clone(blockedBy))
-	subscribe := slices.Clone(s.groups)
-	s.mu.Unlock()
-	c.srv.hub.subscribeAll(c, subscribe)
+	defer s.mu.Unlock()
+	if s.loading {
+		return false
+	}
+	s.loading = true
+	return true
+}
+
+// setSets ends a read of the sets: they become what was read (nil: they
+// stay as they are, the read having failed), the group subscriptions
+// follow, and the pushes stashed meanwhile are applied on top.
+func (c *conn) setSets(s *session, read *sessionSets) {
+	var joined, left []int64
+	if read != nil {
+		friends, groups, blockedBy := sortedSet(read.friends), sortedSet(read.groups), sortedSet(read.blockedBy)
+		s.mu.Lock()
+		joined, left = setDiff(groups, s.groups), setDiff(s.groups, groups)
+		s.friends, s.groups, s.blockedBy = friends, groups, blockedBy
+		s.mu.Unlock()
+	}
+	hub := c.srv.hub
+	hub.subscribeAll(c, joined...)
+	hub.unsubscribeAll(c, left...)
+	if len(joined) > 0 && c.sess.Load() != s {
+		// The session ended meanwhile, its unregister done: leave no
+		// subscription behind that no session holds.
+		hub.unsubscribeAll(c, joined...)
+	}
 	// Pushes that arrive while the stash is replayed join it, behind the
 	// ones being applied: the order stays the order of arrival.
 	for {
@@ -178,16 +247,71 @@ func (c *conn) loadSession(s *session, friends []User, groups []Group, blockedBy
 		if len(batch) == 0 {
 			s.loading = false
 			s.mu.Unlock()
-			break
+			return
 		}
 		s.mu.Unlock()
 		for _, p := range batch {
 			c.applyState(s, p)
 		}
 	}
-	if first {
-		c.srv.pushPresence(s, true)
+}
+
+// changeOwn makes a change to the session's sets of its own doing (a
+// request it made): at once, and, if a resync is reading the sets, once more
+// after it, as what it read may be from before the change.
+func (c *conn) changeOwn(s *session, p *Push) {
+	s.mu.Lock()
+	if s.loading {
+		s.stash = append(s.stash, p)
 	}
+	s.mu.Unlock()
+	c.applyState(s, p)
+}
+
+// setDiff returns the members of the sorted set a that are not in the
+// sorted set b.
+func setDiff(a, b []int64) []int64 {
+	var out []int64
+	for _, x := range a {
+		if _, ok := slices.BinarySearch(b, x); !ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// resync brings a session up to date after pushes meant for it may have
+// been lost (the node's Redis subscription came back, or another node's
+// could not publish): a session whose account was deleted, or whose
+// password was changed by another session, is closed as the kick it
+// missed would have closed it; otherwise its sets are read again, as at a
+// login. The caller then streams what is pending, as at a login.
+func (c *conn) resync(s *session) {
+	srv := c.srv
+	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
+	defer cancel()
+	acct, err := srv.store.Account(ctx, "", s.user.ID)
+	switch {
+	case errors.Is(err, ErrNoSuchUser), err == nil && acct.Deleted:
+		c.deliver(&Push{Kind: pushKick, Frame: kickedFrame(reasonAccountDeleted)})
+		return
+	case err != nil:
+		c.log.Warn("resync: account", "user", s.user.ID, "err", err)
+		return
+	case !s.knowsCredential(acct.Hash):
+		c.deliver(&Push{Kind: pushKick, Frame: kickedFrame(reasonPasswordChanged)})
+		return
+	}
+	if !s.startLoading() {
+		return // a login is reading them now, after its registration
+	}
+	read, err := srv.store.SessionState(ctx, s.user.ID)
+	if err != nil {
+		c.log.Warn("resync: session state", "user", s.user.ID, "err", err)
+		c.setSets(s, nil)
+		return
+	}
+	c.setSets(s, &read)
 }
 
 // stashed keeps p for loadSession while the session is loading; false when
