@@ -449,16 +449,43 @@ func (s *idSet) take(id int64) bool {
 // were lost, and so were those other nodes could not publish. A session
 // gets its state before its backlog: a group it joined meanwhile is
 // subscribed before the group's messages are looked for.
+//
+// The resyncs run resyncWorkers at a time, each bounded by storeTimeout on
+// its own: a node of many sessions must not send them all to the database
+// at once, to time out in its pool's queue. Failures are logged once, with
+// their count.
 func (s *Server) redeliverAll() {
-	for _, c := range s.hub.conns() {
-		if sess := c.sess.Load(); sess != nil {
-			go func() {
-				c.resync(sess)
-				c.streamBacklog(sess.ctx, sess)
-			}()
-		}
+	conns := s.hub.conns()
+	var next, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var workers sync.WaitGroup
+	for range min(resyncWorkers, len(conns)) {
+		workers.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(conns); i = int(next.Add(1)) - 1 {
+				c := conns[i]
+				sess := c.sess.Load()
+				if sess == nil {
+					continue
+				}
+				if err := c.resync(sess); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, &err)
+				}
+				go c.streamBacklog(sess.ctx, sess)
+			}
+		})
 	}
+	go func() {
+		workers.Wait()
+		if n := failed.Load(); n > 0 {
+			s.log.Warn("resync after a Redis outage: sessions keep their state until their next login",
+				"failed", n, "sessions", len(conns), "err", *firstErr.Load())
+		}
+	}()
 }
+
+// resyncWorkers is how many sessions redeliverAll resyncs at once.
+const resyncWorkers = 8
 
 // announceOffline tells the friends of users whose node died that they are
 // offline. gone holds "user\x1fname" entries from the cluster's reaper.

@@ -286,7 +286,10 @@ func setDiff(a, b []int64) []int64 {
 // password was changed by another session, is closed as the kick it
 // missed would have closed it; otherwise its sets are read again, as at a
 // login. The caller then streams what is pending, as at a login.
-func (c *conn) resync(s *session) {
+//
+// An error leaves the session as it was; a session that ends meanwhile is
+// no error.
+func (c *conn) resync(s *session) error {
 	srv := c.srv
 	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
 	defer cancel()
@@ -294,24 +297,31 @@ func (c *conn) resync(s *session) {
 	switch {
 	case errors.Is(err, ErrNoSuchUser), err == nil && acct.Deleted:
 		c.deliver(&Push{Kind: pushKick, Frame: kickedFrame(reasonAccountDeleted)})
-		return
+		return nil
 	case err != nil:
-		c.log.Warn("resync: account", "user", s.user.ID, "err", err)
-		return
+		return sessionGone(s, err)
 	case !s.knowsCredential(acct.Hash):
 		c.deliver(&Push{Kind: pushKick, Frame: kickedFrame(reasonPasswordChanged)})
-		return
+		return nil
 	}
 	if !s.startLoading() {
-		return // a login is reading them now, after its registration
+		return nil // a login is reading them now, after its registration
 	}
 	read, err := srv.store.SessionState(ctx, s.user.ID)
 	if err != nil {
-		c.log.Warn("resync: session state", "user", s.user.ID, "err", err)
 		c.setSets(s, nil)
-		return
+		return sessionGone(s, err)
 	}
 	c.setSets(s, &read)
+	return nil
+}
+
+// sessionGone is err, or nil if s has ended: then err is only its cause.
+func sessionGone(s *session, err error) error {
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // stashed keeps p for loadSession while the session is loading; false when
