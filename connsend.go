@@ -238,6 +238,24 @@ func (p *Push) changesState() bool {
 	return false
 }
 
+// subscribeFor subscribes c to groups, new in s's set of groups. The
+// session may have ended meanwhile, its unregister done: no subscription
+// is left behind that no session of c holds.
+func (c *conn) subscribeFor(s *session, groups ...int64) {
+	c.srv.hub.subscribeAll(c, groups...)
+	now := c.sess.Load()
+	if now == s {
+		return
+	}
+	var orphans []int64
+	for _, g := range groups {
+		if now == nil || !now.inGroup(g) {
+			orphans = append(orphans, g)
+		}
+	}
+	c.srv.hub.unsubscribeAll(c, orphans...)
+}
+
 // applyState makes the change p carries to s, c's session.
 func (c *conn) applyState(s *session, p *Push) {
 	switch p.Kind {
@@ -248,12 +266,7 @@ func (c *conn) applyState(s *session, p *Push) {
 	case pushGroupJoined:
 		if !s.inGroup(p.Ref) {
 			s.setGroup(p.Ref, true)
-			c.srv.hub.subscribeAll(c, p.Ref)
-			// The session may have ended meanwhile, its unregister done:
-			// leave no subscription behind that no session holds.
-			if now := c.sess.Load(); now != s && (now == nil || !now.inGroup(p.Ref)) {
-				c.srv.hub.unsubscribeAll(c, p.Ref)
-			}
+			c.subscribeFor(s, p.Ref)
 		}
 	case pushGroupLeft:
 		if s.inGroup(p.Ref) {

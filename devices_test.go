@@ -410,3 +410,39 @@ func (lm *loginMeetsChanges) run(t *testing.T, loginAddr, otherAddr string, sett
 		t.Fatalf("presence: %v", u)
 	}
 }
+
+// The changes held for a session whose sets are being read are bounded by
+// -send-queue: one more closes the connection, as for a client that does
+// not read its pushes. The user's other sessions are not touched.
+func TestDevicesLoginStashBounded(t *testing.T) {
+	lm := &loginMeetsChanges{}
+	ts, _ := startHooked(t, sqliteURL(t), lm.hook, func(c *Config) { c.SendQueue = 4 })
+	a := newUser(t, ts.addr, "lsa")
+	phone := dial(t, ts.addr)
+	signUp(t, phone, "lsb", "phone")
+	b := phone.user
+
+	lm.armed.Store(b)
+	laptop := dial(t, ts.addr)
+	laptop.send("login", map[string]any{"id": b, "password": testPassword, "device": "laptop"})
+	select {
+	case <-lm.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the login did not reach the hook")
+	}
+	before := ts.srv.metrics.slowClosed.Load()
+	for range 3 { // six changes for a stash of four
+		a.must("block", map[string]any{"user": b})
+		a.must("unblock", map[string]any{"user": b})
+	}
+	close(lm.resume)
+	for _, f := range laptop.closed(5 * time.Second) {
+		if f.str("type") == "login" && f.ok() {
+			t.Fatalf("the login went through: %v", f)
+		}
+	}
+	if n := ts.srv.metrics.slowClosed.Load() - before; n != 1 {
+		t.Fatalf("%d connections closed as too slow, want 1", n)
+	}
+	phone.must("ping", nil)
+}

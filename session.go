@@ -31,8 +31,9 @@ type session struct {
 	// registration until loadSession, and during a resync): pushes that
 	// change them wait in stash, to be applied after what was read, in
 	// order.
-	loading bool
-	stash   []*Push
+	loading    bool
+	stash      []*Push
+	overflowed bool // the stash outgrew -send-queue: the connection is closing
 	// credentials are fingerprints of the password hashes this session
 	// knows: the one it logged in with and the one it set, if it changed
 	// the password. A resync that finds another one in the store closes
@@ -230,14 +231,8 @@ func (c *conn) setSets(s *session, read *sessionSets) {
 		s.friends, s.groups, s.blockedBy = friends, groups, blockedBy
 		s.mu.Unlock()
 	}
-	hub := c.srv.hub
-	hub.subscribeAll(c, joined...)
-	hub.unsubscribeAll(c, left...)
-	if len(joined) > 0 && c.sess.Load() != s {
-		// The session ended meanwhile, its unregister done: leave no
-		// subscription behind that no session holds.
-		hub.unsubscribeAll(c, joined...)
-	}
+	c.subscribeFor(s, joined...)
+	c.srv.hub.unsubscribeAll(c, left...)
 	// Pushes that arrive while the stash is replayed join it, behind the
 	// ones being applied: the order stays the order of arrival.
 	for {
@@ -324,8 +319,8 @@ func sessionGone(s *session, err error) error {
 	return err
 }
 
-// stashed keeps p for loadSession while the session is loading; false when
-// it is not, and p is to be applied now. Past -send-queue stashed pushes the
+// stashed keeps p for setSets while the session's sets are being read;
+// false when they are not, and p is to be applied now. Past -send-queue stashed pushes the
 // connection is closed, as for a client that does not read its pushes.
 func (s *session) stashed(c *conn, p *Push) bool {
 	s.mu.Lock()
@@ -334,13 +329,16 @@ func (s *session) stashed(c *conn, p *Push) bool {
 		return false
 	}
 	full := len(s.stash) >= c.srv.cfg.SendQueue
-	if !full {
+	overflow := full && !s.overflowed // the connection is closed once
+	if full {
+		s.overflowed = true
+	} else {
 		s.stash = append(s.stash, p)
 	}
 	s.mu.Unlock()
-	if full {
+	if overflow {
 		c.srv.metrics.slowClosed.Add(1)
-		c.log.Info("closing client: too many changes while logging in", "stashed", c.srv.cfg.SendQueue)
+		c.log.Info("closing client: too many changes while its state was read", "stashed", c.srv.cfg.SendQueue)
 		c.abort()
 	}
 	return true

@@ -60,9 +60,9 @@ func (s *Server) listenWeb(certs *certStore) error {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: handshakeTimeout(&s.cfg), // as for a TLS handshake: at most 10 s
-		// And the whole request, body included: no handler reads a body,
+		Handler: mux,
+		// Each request, headers and body, as a TLS handshake: at most 10 s
+		// (the headers' limit is this one too). No handler reads a body,
 		// but net/http drains one before the next request, and a body
 		// trickled in would hold the connection's place under the caps
 		// for ever. A WebSocket is not bound by it: Hijack clears the
